@@ -1,0 +1,1 @@
+"""pobsync_runner: claims queued jobs and runs the rsync snapshot engine."""

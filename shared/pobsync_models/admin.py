@@ -1,0 +1,119 @@
+"""Admin: configuration is editable; runs, snapshots, jobs and workers are read-only
+history (the queue protocol and the engine own them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from pobsync_models.models import (
+    BackupJob,
+    BackupRun,
+    GlobalConfig,
+    Host,
+    Schedule,
+    SnapshotRecord,
+    WorkerProcess,
+)
+
+admin.site.site_header = "pobsync administration"
+admin.site.site_title = "pobsync"
+admin.site.site_url = "/dashboard/"  # "View site" leads to the dashboard
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(GlobalConfig)
+class GlobalConfigAdmin(admin.ModelAdmin):
+    list_display = ("backup_root", "ssh_user", "ssh_port", "rsync_timeout", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not GlobalConfig.objects.exists()
+
+
+class ScheduleInline(admin.TabularInline):
+    model = Schedule
+    extra = 0
+    fields = ("cron", "timezone", "prune", "enabled", "next_run_at")
+    readonly_fields = ("next_run_at",)
+
+
+@admin.register(Host)
+class HostAdmin(admin.ModelAdmin):
+    list_display = ("name", "address", "ssh_user", "ssh_port", "enabled", "running_job")
+    list_filter = ("enabled",)
+    search_fields = ("name", "address")
+    readonly_fields = ("running_job", "lease_token", "created_at", "updated_at")
+    inlines = [ScheduleInline]
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    list_display = ("host", "cron", "timezone", "prune", "enabled", "next_run_at")
+    list_filter = ("enabled", "prune", "timezone")
+    search_fields = ("host__name", "cron")
+    list_select_related = ("host",)
+    readonly_fields = ("next_run_at", "last_scheduled_for")
+
+
+@admin.register(BackupJob)
+class BackupJobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "host",
+        "state",
+        "trigger",
+        "priority",
+        "run_after",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "worker_id",
+        "lease_expires_at",
+    )
+    list_filter = ("state", "trigger")
+    search_fields = ("host__name", "worker_id")
+    list_select_related = ("host",)
+
+
+@admin.register(BackupRun)
+class BackupRunAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "host",
+        "outcome",
+        "started_at",
+        "finished_at",
+        "snapshot_name",
+        "rsync_exit_code",
+        "bytes_transferred",
+    )
+    list_filter = ("outcome",)
+    search_fields = ("host__name", "snapshot_name", "message")
+    list_select_related = ("host",)
+    date_hierarchy = "started_at"
+
+
+@admin.register(SnapshotRecord)
+class SnapshotRecordAdmin(ReadOnlyAdmin):
+    list_display = ("name", "host", "state", "base_name", "bytes_total", "finished_at")
+    list_filter = ("state",)
+    search_fields = ("host__name", "name")
+    list_select_related = ("host",)
+
+
+@admin.register(WorkerProcess)
+class WorkerProcessAdmin(ReadOnlyAdmin):
+    list_display = ("worker_id", "kind", "version", "started_at", "last_seen_at", "current_job")
+    list_filter = ("kind",)

@@ -1,0 +1,109 @@
+"""pobsync's readiness checks (pobsync.E001...), for configuration that would fail at 2 a.m.
+
+They are registered as deployment checks with the tag "pobsync" so that an unconfigured
+server can still migrate and serve its pages; they run with `pobsync check`,
+`manage.py check --deploy`, and at scheduler and runner start-up.
+
+    E001 no global configuration / backup root not set
+    E002 backup root does not exist or is not a directory
+    E003 backup root is not writable
+    E004 rsync not found on PATH
+    E005 ssh not found on PATH
+    E006 an enabled host's SSH private key is missing or unreadable
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.core.checks import Error, register
+from django.db import DatabaseError
+
+TAG = "pobsync"
+
+
+@register(TAG, deploy=True)
+def check_backup_root(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from pobsync_models.models import GlobalConfig
+
+    try:
+        config = GlobalConfig.load()
+    except DatabaseError:
+        return [
+            Error(
+                "the database is not reachable or not migrated",
+                hint="run `pobsync django migrate`",
+                id="pobsync.E001",
+            )
+        ]
+    if config is None or not config.backup_root:
+        return [
+            Error(
+                "no backup root is configured",
+                hint="run `pobsync configure-global --backup-root PATH`",
+                id="pobsync.E001",
+            )
+        ]
+    root = Path(config.backup_root)
+    if not root.is_dir():
+        return [
+            Error(
+                f"backup root {root} does not exist or is not a directory",
+                hint=f"create it (mkdir -p {root}) or mount the backup volume",
+                id="pobsync.E002",
+            )
+        ]
+    if not os.access(root, os.W_OK | os.X_OK):
+        return [
+            Error(
+                f"backup root {root} is not writable by this user",
+                hint="fix its owner or permissions",
+                id="pobsync.E003",
+            )
+        ]
+    return []
+
+
+@register(TAG, deploy=True)
+def check_tools(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    tools = (("rsync", "rsync", "pobsync.E004"), ("ssh", "openssh-client", "pobsync.E005"))
+    return [
+        Error(f"{tool} is not on PATH", hint=f"install the Debian package {package}", id=code)
+        for tool, package, code in tools
+        if shutil.which(tool) is None
+    ]
+
+
+@register(TAG, deploy=True)
+def check_host_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from pobsync_models.models import GlobalConfig, Host
+    from pobsync_models.specs import host_spec
+
+    try:
+        config = GlobalConfig.load()
+        hosts = list(Host.objects.filter(enabled=True)) if config else []
+    except DatabaseError:
+        return []  # reported by check_backup_root
+    errors = []
+    for host in hosts:
+        key = host_spec(host, config).ssh.key_path
+        if not os.access(key, os.R_OK):
+            errors.append(
+                Error(
+                    f"host {host.name}: SSH key {key} is missing or unreadable",
+                    hint="run `pobsync ssh-key` to create the server key, or fix --key",
+                    obj=host.name,
+                    id="pobsync.E006",
+                )
+            )
+    return errors
+
+
+def run_pobsync_checks() -> list[Any]:
+    """Run only pobsync's checks; used by `pobsync check` and daemon start-up."""
+    from django.core.checks.registry import registry
+
+    return registry.run_checks(tags=[TAG], include_deployment_checks=True)

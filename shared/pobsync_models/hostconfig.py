@@ -1,0 +1,82 @@
+"""Create-or-update of GlobalConfig and Host with validation before any write.
+
+Shared by the configure-* commands and usable by the legacy YAML import: callers pass
+plain field values; this module validates the whole object with the model validators,
+reports the first problem as a ValidationError, and saves only a valid object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from pobsync_models.models import GlobalConfig, Host
+from pobsync_models.models.config import DEFAULT_RETENTION
+
+NEW = object()  # Change.old of a field on a newly created object
+
+
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        if self.old is NEW:
+            return f"{self.field}: {_show(self.new)}"
+        return f"{self.field}: {_show(self.old)} -> {_show(self.new)}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(inherit)"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value) if value != "" else "(default)"
+
+
+def _apply(obj: Any, values: dict[str, Any], *, created: bool) -> list[Change]:
+    changes = []
+    for field, new in values.items():
+        old = getattr(obj, field)
+        if created or old != new:
+            changes.append(Change(field, NEW if created else old, new))
+            setattr(obj, field, new)
+    return changes
+
+
+def upsert_global(values: dict[str, Any]) -> tuple[GlobalConfig, bool, list[Change]]:
+    """Returns (config, created, changes); raises ValidationError before writing."""
+    config = GlobalConfig.load()
+    created = config is None
+    if created:
+        config = GlobalConfig(pk=1, **DEFAULT_RETENTION)
+        changes = [Change(f, NEW, v) for f, v in DEFAULT_RETENTION.items() if f not in values]
+    else:
+        changes = []
+    changes += _apply(config, values, created=created)
+    config.full_clean()
+    if changes or created:
+        with transaction.atomic():
+            config.save()
+    return config, created, changes
+
+
+def upsert_host(name: str, values: dict[str, Any]) -> tuple[Host, bool, list[Change]]:
+    """Returns (host, created, changes); raises ValidationError before writing."""
+    host = Host.objects.filter(name=name).first()
+    created = host is None
+    if created:
+        host = Host(name=name)
+        changes = [Change("name", NEW, name)]
+    else:
+        changes = []
+    changes += _apply(host, values, created=created)
+    host.full_clean()
+    if changes:
+        with transaction.atomic():
+            host.save()
+    return host, created, changes

@@ -1,0 +1,22 @@
+"""pobsync's data: one module per concept, re-exported here."""
+
+from __future__ import annotations
+
+from pobsync_models.models.config import GlobalConfig, RetentionFields
+from pobsync_models.models.hosts import Host
+from pobsync_models.models.jobs import BackupJob
+from pobsync_models.models.runs import BackupRun
+from pobsync_models.models.schedules import Schedule
+from pobsync_models.models.snapshots import SnapshotRecord
+from pobsync_models.models.workers import WorkerProcess
+
+__all__ = [
+    "BackupJob",
+    "BackupRun",
+    "GlobalConfig",
+    "Host",
+    "RetentionFields",
+    "Schedule",
+    "SnapshotRecord",
+    "WorkerProcess",
+]

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from pobsync_models.validators import (
+    validate_absolute_path,
+    validate_optional_absolute_path,
+    validate_ssh_user,
+)
+
+RETENTION_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+
+
+class RetentionFields(models.Model):
+    """keep_* counts; on Host, NULL means "inherit the global default"."""
+
+    keep_last = models.PositiveIntegerField(null=True, blank=True)
+    keep_hourly = models.PositiveIntegerField(null=True, blank=True)
+    keep_daily = models.PositiveIntegerField(null=True, blank=True)
+    keep_weekly = models.PositiveIntegerField(null=True, blank=True)
+    keep_monthly = models.PositiveIntegerField(null=True, blank=True)
+    keep_yearly = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class GlobalConfig(RetentionFields):
+    """The single row (pk=1) of server-wide settings and defaults."""
+
+    backup_root = models.CharField(max_length=1024, validators=[validate_absolute_path])
+    ssh_user = models.CharField(max_length=64, default="root", validators=[validate_ssh_user])
+    ssh_port = models.PositiveIntegerField(
+        default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    ssh_key_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_absolute_path],
+        help_text="Private key; empty means <POBSYNC_SSH_DIR>/id_ed25519.",
+    )
+    known_hosts_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_absolute_path],
+        help_text="pobsync-managed known_hosts; empty means <POBSYNC_SSH_DIR>/known_hosts.",
+    )
+    connect_timeout = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], help_text="ssh ConnectTimeout, seconds."
+    )
+    rsync_timeout = models.PositiveIntegerField(
+        default=900,
+        validators=[MinValueValidator(1)],
+        help_text="rsync --timeout: seconds without I/O before a run is failed.",
+    )
+    max_running_jobs = models.PositiveIntegerField(
+        default=0, help_text="Jobs running at once across all runners; 0 means no limit."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "global configuration"
+        verbose_name_plural = "global configuration"
+
+    def __str__(self) -> str:
+        return f"global configuration ({self.backup_root})"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> GlobalConfig | None:
+        return cls.objects.filter(pk=1).first()
+
+
+# Defaults for a fresh GlobalConfig: a week of dailies, a month of weeklies, half a
+# year of monthlies. Applied by configure-global on creation (documented in
+# docs/retention.md); the model columns stay NULL-able so "unset" is representable.
+DEFAULT_RETENTION = {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class BackupJob(models.Model):
+    """A row of the SQL job queue. The protocol (claim, heartbeat, finish, cancel, reap)
+    lives in pobsync_models.queue; nothing else changes `state`."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+
+    host = models.ForeignKey("pobsync_models.Host", on_delete=models.CASCADE, related_name="jobs")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # 0 is the most urgent (as in Oban); the claim orders by (priority, run_after, id).
+    priority = models.PositiveSmallIntegerField(default=5)
+    run_after = models.DateTimeField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    schedule = models.ForeignKey(
+        "pobsync_models.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    prune = models.BooleanField(default=False)
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    worker_id = models.CharField(max_length=128, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "scheduled_for"], name="job_unique_slot"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "priority", "run_after", "id"], name="job_claim_idx"),
+            models.Index(fields=["state", "lease_expires_at"], name="job_lease_idx"),
+            models.Index(fields=["host", "state"], name="job_host_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.host_id} {self.state}"

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.db import models
+
+from pobsync_models.validators import validate_cron, validate_timezone
+
+
+class Schedule(models.Model):
+    """A cron schedule for one host. next_run_at (UTC) is denormalised so that "what is
+    due" is one indexed query; the scheduler keeps it current."""
+
+    host = models.ForeignKey(
+        "pobsync_models.Host", on_delete=models.CASCADE, related_name="schedules"
+    )
+    cron = models.CharField(max_length=128, validators=[validate_cron])
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    prune = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_scheduled_for = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["host__name", "id"]
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.host.name}: {self.cron} ({self.timezone})"

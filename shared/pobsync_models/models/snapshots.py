@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class SnapshotRecord(models.Model):
+    """One snapshot directory under <backup_root>/<host>/.
+
+    States: complete (committed), partial (interrupted; never counted as complete),
+    pruned (deleted by retention; the row stays as history), missing (the directory
+    vanished outside pobsync, found by discover-snapshots).
+    """
+
+    class State(models.TextChoices):
+        COMPLETE = "complete"
+        PARTIAL = "partial"
+        PRUNED = "pruned"
+        MISSING = "missing"
+
+    host = models.ForeignKey(
+        "pobsync_models.Host", on_delete=models.CASCADE, related_name="snapshots"
+    )
+    name = models.CharField(max_length=64)
+    path = models.CharField(max_length=1024)
+    state = models.CharField(max_length=16, choices=State.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    base_name = models.CharField(max_length=64, blank=True)
+    base = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    rsync_exit_code = models.IntegerField(null=True, blank=True)
+    files_total = models.BigIntegerField(null=True, blank=True)
+    files_transferred = models.BigIntegerField(null=True, blank=True)
+    bytes_total = models.BigIntegerField(null=True, blank=True)
+    bytes_transferred = models.BigIntegerField(null=True, blank=True)
+    pobsync_version = models.CharField(max_length=32, blank=True)
+    has_metadata = models.BooleanField(default=True)
+    discovered_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    pruned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["host__name", "-name"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "name"], name="snapshot_unique_name"),
+        ]
+        indexes = [
+            models.Index(fields=["host", "state", "-name"], name="snapshot_host_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host_id}/{self.name} ({self.state})"

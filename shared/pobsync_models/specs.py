@@ -1,0 +1,157 @@
+"""Typed domain objects for engine boundaries, and the one place models become them.
+
+Engine code (rsync, snapshots, retention, locking) takes these frozen dataclasses and
+never a model or a dict, so it can be tested without a database and cannot silently
+read a field that was not resolved against the global defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from pobsync_models.models import GlobalConfig, Host
+
+# Snapshot names are UTC timestamps that sort lexically: 2026-11-27T203045Z. No colons:
+# rsync reads "a:b" as a remote path, and some tools choke on them.
+_SNAPSHOT_NAME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-(\d+))?$")
+SNAPSHOT_NAME_FORMAT = "%Y-%m-%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, order=True)
+class SnapshotName:
+    """A snapshot directory name; `seq` disambiguates two snapshots in one second."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        if not _SNAPSHOT_NAME_RE.match(self.value):
+            raise ValueError(f"{self.value!r} is not a snapshot name (YYYY-MM-DDTHHMMSSZ)")
+
+    @classmethod
+    def for_time(cls, when: datetime, seq: int = 0) -> SnapshotName:
+        base = when.astimezone(UTC).strftime(SNAPSHOT_NAME_FORMAT)
+        return cls(base if seq == 0 else f"{base}-{seq}")
+
+    @classmethod
+    def is_valid(cls, value: str) -> bool:
+        return bool(_SNAPSHOT_NAME_RE.match(value))
+
+    @property
+    def time(self) -> datetime:
+        m = _SNAPSHOT_NAME_RE.match(self.value)
+        assert m is not None  # noqa: S101  (checked in __post_init__)
+        year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """keep_* counts; 0 means the rule is unused. All zero keeps everything."""
+
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.keep_last,
+                self.keep_hourly,
+                self.keep_daily,
+                self.keep_weekly,
+                self.keep_monthly,
+                self.keep_yearly,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    user: str
+    address: str
+    port: int
+    key_path: Path
+    known_hosts_path: Path
+    connect_timeout: int
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Everything the engine needs to back up one host, with defaults resolved."""
+
+    name: str
+    ssh: SshSpec
+    sources: tuple[str, ...]
+    excludes: tuple[str, ...] = ()
+    rsync_options: tuple[str, ...] = ()
+    warning_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({24}))
+    rsync_timeout: int = 900
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    backup_root: Path = Path("/nonexistent")
+
+    @property
+    def host_dir(self) -> Path:
+        return self.backup_root / self.name
+
+
+RETENTION_FIELDS = (
+    "keep_last",
+    "keep_hourly",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+)
+
+
+def default_key_path() -> Path:
+    return Path(settings.POBSYNC_SSH_DIR) / "id_ed25519"
+
+
+def default_known_hosts_path() -> Path:
+    return Path(settings.POBSYNC_SSH_DIR) / "known_hosts"
+
+
+def retention_policy(host: Host, config: GlobalConfig) -> RetentionPolicy:
+    """Host values override the global ones field by field; NULL inherits."""
+    values = {}
+    for name in RETENTION_FIELDS:
+        own = getattr(host, name)
+        values[name] = own if own is not None else (getattr(config, name) or 0)
+    return RetentionPolicy(**values)
+
+
+def host_spec(host: Host, config: GlobalConfig) -> HostSpec:
+    ssh = SshSpec(
+        user=host.ssh_user or config.ssh_user,
+        address=host.address,
+        port=host.ssh_port or config.ssh_port,
+        key_path=Path(host.ssh_key_path or config.ssh_key_path or default_key_path()),
+        known_hosts_path=Path(config.known_hosts_path or default_known_hosts_path()),
+        connect_timeout=config.connect_timeout,
+    )
+    return HostSpec(
+        name=host.name,
+        ssh=ssh,
+        sources=tuple(host.sources),
+        excludes=tuple(host.excludes),
+        rsync_options=tuple(host.rsync_options),
+        warning_exit_codes=frozenset({24, *host.warning_exit_codes}),
+        rsync_timeout=config.rsync_timeout,
+        retention=retention_policy(host, config),
+        backup_root=Path(config.backup_root),
+    )

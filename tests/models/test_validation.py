@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from pobsync_models.models import Host, Schedule
+from tests.support.factories import make_config, make_host
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "..", ".", "a/b", "has space", "x" * 65, "-leading-dash", ".hidden", "../x", "tab\tname"],
+)
+def test_it_rejects_host_names_unsafe_as_a_path_component(name):
+    host = Host(name=name, address="127.0.0.1", sources=["/etc"])
+    with pytest.raises(ValidationError) as exc:
+        host.full_clean()
+    assert "name" in exc.value.error_dict
+
+
+@pytest.mark.parametrize("name", ["web1", "db-2.example.com", "a", "x" * 64, "node_7"])
+def test_it_accepts_safe_host_names(name):
+    Host(name=name, address="127.0.0.1", sources=["/etc"]).full_clean()
+
+
+@pytest.mark.parametrize(
+    "sources", [["etc"], ["./etc"], ["/etc", "/etc"], ["/bad\nname"], "not-a-list"]
+)
+def test_it_rejects_relative_duplicate_or_odd_sources(sources):
+    with pytest.raises(ValidationError) as exc:
+        Host(name="web1", address="127.0.0.1", sources=sources).full_clean()
+    assert "sources" in exc.value.error_dict
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--rsh=sh -c evil", "-e", "--delete", "--bwlimit=", "--bwlimit=1;rm", "--remove-source-files"],
+)
+def test_it_rejects_rsync_options_outside_the_allow_list(option):
+    with pytest.raises(ValidationError) as exc:
+        Host(name="web1", address="127.0.0.1", rsync_options=[option]).full_clean()
+    assert "rsync_options" in exc.value.error_dict
+
+
+@pytest.mark.parametrize("option", ["--bwlimit=5M", "-z", "--one-file-system", "--max-size=1.5G"])
+def test_it_accepts_allow_listed_rsync_options(option):
+    Host(name="web1", address="127.0.0.1", rsync_options=[option]).full_clean()
+
+
+def test_it_rejects_negative_keep_counts():
+    with pytest.raises(ValidationError) as exc:
+        Host(name="web1", address="127.0.0.1", keep_daily=-1).full_clean()
+    assert "keep_daily" in exc.value.error_dict
+
+
+@pytest.mark.parametrize("cron", ["* * * *", "* * * * * *", "61 * * * *", "nonsense", ""])
+def test_it_rejects_cron_expressions_that_are_not_five_valid_fields(cron):
+    make_config()
+    host = make_host("web1")
+    with pytest.raises(ValidationError) as exc:
+        Schedule(host=host, cron=cron).full_clean()
+    assert "cron" in exc.value.error_dict
+
+
+def test_it_rejects_an_unknown_timezone():
+    make_config()
+    host = make_host("web1")
+    with pytest.raises(ValidationError) as exc:
+        Schedule(host=host, cron="15 2 * * *", timezone="Mars/Olympus").full_clean()
+    assert "timezone" in exc.value.error_dict
