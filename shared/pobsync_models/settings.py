@@ -133,7 +133,7 @@ STATIC_ROOT = Path(env_str("POBSYNC_STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 # Serve from the apps' static folders when collectstatic has not run (dev, tests);
 # whitenoise then warns that STATIC_ROOT is missing, which is expected there.
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
