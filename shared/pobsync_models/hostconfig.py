@@ -7,6 +7,7 @@ reports the first problem as a ValidationError, and saves only a valid object.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +49,14 @@ def _apply(obj: Any, values: dict[str, Any], *, created: bool) -> list[Change]:
     return changes
 
 
-def upsert_global(values: dict[str, Any]) -> tuple[GlobalConfig, bool, list[Change]]:
-    """Returns (config, created, changes); raises ValidationError before writing."""
+def prepare_global(
+    values: dict[str, Any], *, exclude: Collection[str] = ()
+) -> tuple[GlobalConfig, bool, list[Change]]:
+    """The global configuration with `values` applied and fully validated, NOT saved.
+
+    Returns (config, created, changes); raises ValidationError listing every invalid
+    field (fields in `exclude` are not validated: the caller already reported them).
+    """
     config = GlobalConfig.load()
     created = config is None
     if created:
@@ -58,15 +65,26 @@ def upsert_global(values: dict[str, Any]) -> tuple[GlobalConfig, bool, list[Chan
     else:
         changes = []
     changes += _apply(config, values, created=created)
-    config.full_clean()
+    config.full_clean(exclude=list(exclude) or None)
+    return config, created, changes
+
+
+def upsert_global(values: dict[str, Any]) -> tuple[GlobalConfig, bool, list[Change]]:
+    """Returns (config, created, changes); raises ValidationError before writing."""
+    config, created, changes = prepare_global(values)
     if changes or created:
         with transaction.atomic():
             config.save()
     return config, created, changes
 
 
-def upsert_host(name: str, values: dict[str, Any]) -> tuple[Host, bool, list[Change]]:
-    """Returns (host, created, changes); raises ValidationError before writing."""
+def prepare_host(
+    name: str, values: dict[str, Any], *, exclude: Collection[str] = ()
+) -> tuple[Host, bool, list[Change]]:
+    """Host `name` (existing or new) with `values` applied and validated, NOT saved.
+
+    Same contract as prepare_global.
+    """
     host = Host.objects.filter(name=name).first()
     created = host is None
     if created:
@@ -75,7 +93,13 @@ def upsert_host(name: str, values: dict[str, Any]) -> tuple[Host, bool, list[Cha
     else:
         changes = []
     changes += _apply(host, values, created=created)
-    host.full_clean()
+    host.full_clean(exclude=list(exclude) or None)
+    return host, created, changes
+
+
+def upsert_host(name: str, values: dict[str, Any]) -> tuple[Host, bool, list[Change]]:
+    """Returns (host, created, changes); raises ValidationError before writing."""
+    host, created, changes = prepare_host(name, values)
     if changes:
         with transaction.atomic():
             host.save()
