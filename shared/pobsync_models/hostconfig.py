@@ -49,6 +49,23 @@ def _apply(obj: Any, values: dict[str, Any], *, created: bool) -> list[Change]:
     return changes
 
 
+def save_changes(obj: Any, created: bool, changes: list[Change]) -> None:
+    """Save a prepared object, writing only the changed columns of an existing row.
+
+    Host rows also carry the queue's host mutex (running_job, lease_token), written by
+    runners at any moment: a full-row save of a config change read earlier could undo
+    a claim, so updates name their fields.
+    """
+    if created:
+        with transaction.atomic():
+            obj.save()
+    elif changes:
+        fields = sorted({c.field for c in changes})
+        if any(f.name == "updated_at" for f in obj._meta.concrete_fields):
+            fields.append("updated_at")
+        obj.save(update_fields=fields)
+
+
 def prepare_global(
     values: dict[str, Any], *, exclude: Collection[str] = ()
 ) -> tuple[GlobalConfig, bool, list[Change]]:
@@ -72,9 +89,7 @@ def prepare_global(
 def upsert_global(values: dict[str, Any]) -> tuple[GlobalConfig, bool, list[Change]]:
     """Returns (config, created, changes); raises ValidationError before writing."""
     config, created, changes = prepare_global(values)
-    if changes or created:
-        with transaction.atomic():
-            config.save()
+    save_changes(config, created, changes)
     return config, created, changes
 
 
@@ -100,7 +115,5 @@ def prepare_host(
 def upsert_host(name: str, values: dict[str, Any]) -> tuple[Host, bool, list[Change]]:
     """Returns (host, created, changes); raises ValidationError before writing."""
     host, created, changes = prepare_host(name, values)
-    if changes:
-        with transaction.atomic():
-            host.save()
+    save_changes(host, created, changes)
     return host, created, changes
