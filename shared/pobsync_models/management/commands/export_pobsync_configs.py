@@ -7,8 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_MIGRATION, PobsyncCommand, require_global_config
 from pobsync_models.legacy_yaml.writer import export_config
-
-DEFAULT_PREFIX = "/opt/pobsync"
+from pobsync_models.management.prefix_args import add_prefix_argument
 
 
 class Command(PobsyncCommand):
@@ -17,12 +16,7 @@ class Command(PobsyncCommand):
     cli_group = GROUP_MIGRATION
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--prefix",
-            default=DEFAULT_PREFIX,
-            help=f"writes <prefix>/config/global.yaml and <prefix>/config/hosts/<host>.yaml "
-            f"(default {DEFAULT_PREFIX})",
-        )
+        add_prefix_argument(parser, "writes")
         parser.add_argument(
             "--force",
             action="store_true",

@@ -8,8 +8,7 @@ from django.core.management.base import CommandError, CommandParser
 from pobsync_models.commandbase import GROUP_MIGRATION, PobsyncCommand
 from pobsync_models.legacy_yaml.plan import ImportRefusedError, import_config
 from pobsync_models.legacy_yaml.reader import config_dir, read_config_files
-
-DEFAULT_PREFIX = "/opt/pobsync"
+from pobsync_models.management.prefix_args import add_prefix_argument
 
 
 class Command(PobsyncCommand):
@@ -18,12 +17,7 @@ class Command(PobsyncCommand):
     cli_group = GROUP_MIGRATION
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--prefix",
-            default=DEFAULT_PREFIX,
-            help=f"reads <prefix>/config/global.yaml and <prefix>/config/hosts/*.yaml "
-            f"(default {DEFAULT_PREFIX})",
-        )
+        add_prefix_argument(parser, "reads")
         parser.add_argument(
             "--dry-run", action="store_true", help="show what would change; write nothing"
         )
