@@ -230,6 +230,8 @@ def plan_import(files: ConfigFiles, *, prune_missing: bool = False) -> ImportPla
     """Validate everything against the models and the database; raise ImportRefusedError
     with every problem, or return the plan. Reads only."""
     problems = list(files.problems)
+    if files.global_doc is None and not files.hosts:
+        raise ImportRefusedError(problems)  # nothing to compare: no need for the database
     config = None
     config_created = False
     config_changes: list[Change] = []
