@@ -75,18 +75,24 @@ class OutputParser:
         self.progress_seen = 0  # bumps on every progress line; lets a poller skip no-ops
 
     def feed(self, line: str) -> None:
-        m = _PROGRESS_RE.match(line)
-        if m:
-            files = self.progress.files
-            if m.group("total"):
-                files = int(m.group("total")) - int(m.group("left"))
-            self.progress = Progress(int(m.group("bytes")), float(m.group("percent")), files)
-            self.progress_seen += 1
+        if self.feed_progress(line):
             return
         for field, pattern in _STATS.items():
             sm = pattern.match(line)
             if sm:
                 setattr(self.stats, field, int(sm.group(1)))
+
+    def feed_progress(self, line: str) -> bool:
+        """Take `line` if it is a progress line (complete or not); True if it was."""
+        m = _PROGRESS_RE.match(line)
+        if not m:
+            return False
+        files = self.progress.files
+        if m.group("total"):
+            files = int(m.group("total")) - int(m.group("left"))
+        self.progress = Progress(int(m.group("bytes")), float(m.group("percent")), files)
+        self.progress_seen += 1
+        return True
 
 
 def first_error_line(lines: list[str]) -> str:
