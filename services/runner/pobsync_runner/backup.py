@@ -183,15 +183,15 @@ def _conclude(
         )
     run.snapshot = staged.record
     if prune:
-        notes.append(_prune(host, spec, lock, now))
+        notes.append(_prune(host, spec, lock, now, run))
     return _finish(run, outcome, "; ".join(n for n in notes if n), tail)
 
 
-def _prune(host: Host, spec: HostSpec, lock: HostLock, now) -> str:
+def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:
     from pobsync_runner.prune import PruneError, apply_retention
 
     try:
-        result = apply_retention(host, spec, now=now, lock=lock)
+        result = apply_retention(host, spec, now=now, lock=lock, exclude_run=run.pk)
     except (PruneError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""
