@@ -168,7 +168,10 @@ def _conclude(
         message += f"; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
 
-    _db(lambda: commit(staged, code, result.stats, now))
+    try:
+        _db(lambda: commit(staged, code, result.stats, now))
+    except OSError as exc:
+        return _finish(run, Outcome.FAILED, f"cannot commit the snapshot: {exc}", tail)
     outcome, notes = Outcome.SUCCESS, []
     if code != 0:
         outcome = Outcome.WARNING
