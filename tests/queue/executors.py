@@ -40,7 +40,14 @@ def short(host: Host, *, job=None, prune=False, stop=None, worker_id="", **kw) -
 
 
 def idle_disconnect(host: Host, *, job=None, prune=False, stop=None, worker_id="", **kw):
-    """Let the server drop this connection while 'rsync' runs: wait_timeout=1, idle 3 s."""
+    """Let the server drop the runner's connection while 'rsync' runs (wait_timeout=1,
+    3 s idle), then return without touching the database: the runner's own result
+    write is what must survive the dead connection."""
+    run = BackupRun.objects.create(
+        host=host, job=job, started_at=timezone.now(), worker_id=worker_id
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION wait_timeout=1")
-    return _run(host, job, worker_id, 3.0, stop or threading.Event())
+    (stop or threading.Event()).wait(3.0)
+    run.outcome = BackupRun.Outcome.SUCCESS
+    return run
