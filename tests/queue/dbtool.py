@@ -100,6 +100,10 @@ def finish_all(args: dict) -> dict:
     return {"finished": BackupJob.objects.update(state=BackupJob.State.SUCCEEDED)}
 
 
+def clear_next_run(args: dict) -> dict:
+    return {"cleared": Schedule.objects.update(next_run_at=None)}
+
+
 def steal_lease(args: dict) -> dict:
     return {"updated": BackupJob.objects.filter(pk=args["job"]).update(lease_token="stolen")}
 
@@ -157,6 +161,7 @@ COMMANDS = {
         seed_schedules,
         enqueue,
         finish_all,
+        clear_next_run,
         steal_lease,
         snapshot,
         explain,
