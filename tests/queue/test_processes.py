@@ -84,6 +84,8 @@ def test_it_stops_an_idle_runner_on_sigterm_within_two_seconds(procdb, tmp_path)
     assert runner.wait(10) == 0
     assert time.monotonic() - started < 2.5
     assert procdb.tool("snapshot")["workers"] == []
+    health = procdb.pobsync("health", "--kind", "runner")  # contract 3: gone means unhealthy
+    assert health.returncode == 1 and "unhealthy" in health.stderr
 
 
 def test_it_cancels_a_running_job_within_one_heartbeat(procdb, tmp_path):
@@ -128,9 +130,9 @@ def test_it_writes_the_result_after_the_server_closed_an_idle_connection(procdb,
 def test_it_claims_through_the_claim_index_on_mariadb(procdb):
     if procdb.vendor != "mariadb":
         pytest.skip("EXPLAIN output is checked on MariaDB")
-    procdb.tool("seed_jobs", hosts=50, jobs=3000)
+    procdb.tool("seed_jobs", hosts=500, jobs=3000)  # many free hosts: tempts a host-first plan
     procdb.tool("finish_all")
-    procdb.tool("seed_jobs", hosts=5, jobs=200, prefix="r")
+    procdb.tool("seed_jobs", hosts=500, jobs=5000, prefix="r")
     plan = procdb.tool("explain")["plan"]
     job_rows = [line for line in plan.splitlines() if "backupjob" in line]
     assert job_rows and "job_claim_idx" in job_rows[0], plan

@@ -5,7 +5,8 @@ Invariants:
   IntegrityError on UNIQUE(schedule, scheduled_for) means "already enqueued" (never
   INSERT IGNORE, which would also swallow real errors). Advancing next_run_at is a
   conditional UPDATE on the value this scheduler read, in the same transaction, so two
-  schedulers that read the same row cannot both act on it; the unique key is the backstop.
+  schedulers that read the same rows do not both act on them; the unique key is the
+  backstop when they overlap partly.
 - A schedule whose slots passed while no scheduler ran gets one job for the latest
   passed slot (catch-up), not one per missed slot.
 - A host that already has a queued job gets no second one: the slot is coalesced into
@@ -137,19 +138,29 @@ def _enqueue_chunk(chunk: list, queued_hosts: set[int]) -> dict[str, list]:
     with transaction.atomic():
         pending: list[BackupJob] = []
         hosts_taken: set[int] = set()
+        # Schedules with the same (old next_run_at, new next_run_at, slot) advance in one
+        # conditional UPDATE. Zero rows: another scheduler advanced them all, skip. Some
+        # rows: another scheduler advanced some of them; insert for all and let
+        # UNIQUE(schedule, scheduled_for) decide, slot by slot.
+        groups: dict[tuple, list] = {}
         for schedule, decided in chunk:
+            key = (schedule.next_run_at, decided.next_run_at, decided.slot)
+            groups.setdefault(key, []).append(schedule)
+        for (old, new, slot), members in groups.items():
             moved = Schedule.objects.filter(
-                pk=schedule.pk, enabled=True, next_run_at=schedule.next_run_at
-            ).update(next_run_at=decided.next_run_at, last_scheduled_for=decided.slot)
+                pk__in=[s.pk for s in members], enabled=True, next_run_at=old
+            ).update(next_run_at=new, last_scheduled_for=slot)
             if not moved:
-                outcomes["raced"].append(schedule)
-            elif not schedule.host.enabled:
-                outcomes["host_disabled"].append(schedule)
-            elif schedule.host_id in queued_hosts or schedule.host_id in hosts_taken:
-                outcomes["coalesced"].append(schedule)
-            else:
-                hosts_taken.add(schedule.host_id)
-                pending.append(_job(schedule, decided.slot))
+                outcomes["raced"] += members
+                continue
+            for schedule in members:
+                if not schedule.host.enabled:
+                    outcomes["host_disabled"].append(schedule)
+                elif schedule.host_id in queued_hosts or schedule.host_id in hosts_taken:
+                    outcomes["coalesced"].append(schedule)
+                else:
+                    hosts_taken.add(schedule.host_id)
+                    pending.append(_job(schedule, slot))
         if not pending:
             return outcomes
         existing = set(
