@@ -23,5 +23,5 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 export PATH="$PWD/.venv/bin:$PATH"
 python3 manage.py migrate --no-input
-echo "pobsync: web on http://127.0.0.1:${PORT:-8000}/ (create a login with: .venv/bin/pobsync django createsuperuser)"
+echo "pobsync: web on http://127.0.0.1:${POBSYNC_WEB_PORT:-8000}/ (create a login with: .venv/bin/pobsync django createsuperuser)"
 exec honcho -f Procfile start

@@ -7,6 +7,7 @@ except the secret key fallback (see _secret_key) and POBSYNC_SECRET_KEY_FILE.
 from __future__ import annotations
 
 import secrets
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -129,8 +130,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("POBSYNC_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-# Serve from the apps' static folders when collectstatic has not run (dev, tests).
+# Serve from the apps' static folders when collectstatic has not run (dev, tests);
+# whitenoise then warns that STATIC_ROOT is missing, which is expected there.
 WHITENOISE_USE_FINDERS = True
+warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

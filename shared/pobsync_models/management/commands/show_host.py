@@ -16,8 +16,8 @@ class Command(PobsyncCommand):
         parser.add_argument("host")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        config = require_global_config()
         host = get_host(opts["host"])
+        config = require_global_config()
         spec = host_spec(host, config)
 
         def origin(own: object) -> str:

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+
+import pytest
+
+from pobsync_models.checks import run_pobsync_checks
+from tests.support.cli import run_pobsync
+from tests.support.factories import make_config, make_host
+from tests.support.need import need
+
+pytestmark = pytest.mark.django_db
+
+
+def ids() -> list[str]:
+    return sorted(problem.id for problem in run_pobsync_checks())
+
+
+@pytest.fixture
+def key(tmp_path):
+    path = tmp_path / "id_ed25519"
+    path.write_text("not really a key, but readable")
+    return path
+
+
+def test_it_reports_a_missing_global_configuration():
+    assert "pobsync.E001" in ids()
+
+
+def test_it_passes_a_configured_server(tmp_path, key):
+    make_config(tmp_path / "root", ssh_key_path=str(key))
+    (tmp_path / "root").mkdir()
+    make_host("web1")
+    assert ids() == []
+
+
+def test_it_reports_a_backup_root_that_does_not_exist(tmp_path, key):
+    make_config(tmp_path / "missing", ssh_key_path=str(key))
+    assert ids() == ["pobsync.E002"]
+
+
+def test_it_reports_a_backup_root_that_is_a_file(tmp_path, key):
+    (tmp_path / "file").write_text("")
+    make_config(tmp_path / "file", ssh_key_path=str(key))
+    assert ids() == ["pobsync.E002"]
+
+
+@contextmanager
+def unwritable(path):
+    """Root ignores mode bits, so as root use the immutable attribute instead."""
+    if os.geteuid() == 0:
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
+        need(done.returncode == 0, f"chattr +i is not supported here: {done.stderr!r}")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o500)
+        try:
+            yield
+        finally:
+            path.chmod(0o700)
+
+
+def test_it_reports_a_backup_root_it_cannot_write(tmp_path, key):
+    root = tmp_path / "root"
+    root.mkdir()
+    make_config(root, ssh_key_path=str(key))
+    with unwritable(root):
+        assert ids() == ["pobsync.E003"]
+
+
+def test_it_reports_each_enabled_host_whose_key_is_unreadable(tmp_path, key):
+    (tmp_path / "root").mkdir()
+    make_config(tmp_path / "root", ssh_key_path=str(key))
+    make_host("good")
+    make_host("bad", ssh_key_path=str(tmp_path / "nope"))
+    make_host("off", ssh_key_path=str(tmp_path / "nope"), enabled=False)
+    problems = run_pobsync_checks()
+    assert [(p.id, p.obj) for p in problems] == [("pobsync.E006", "bad")]
+    assert "missing or unreadable" in problems[0].msg
+
+
+@pytest.mark.slow
+def test_it_reports_rsync_and_ssh_missing_from_path_and_fails_the_command(tmp_path):
+    env = {
+        "POBSYNC_HOME": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+        "POBSYNC_SECRET_KEY": "k" * 50,
+        "PATH": str(tmp_path / "empty-bin"),
+    }
+    assert run_pobsync("django", "migrate", "-v0", env=env).returncode == 0
+    result = run_pobsync("check", env=env)
+    assert result.returncode == 1
+    for code in ("pobsync.E001", "pobsync.E004", "pobsync.E005"):
+        assert code in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_it_does_not_block_migrate_or_runserver_checks_on_an_unconfigured_server():
+    from django.core.checks import run_checks
+
+    assert [c.id for c in run_checks() if c.id.startswith("pobsync")] == []
