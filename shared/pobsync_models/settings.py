@@ -178,3 +178,17 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# The job queue (docs/queue.md). A runner renews its lease every heartbeat interval; a
+# lease not renewed for the TTL is reaped (job requeued, host freed). Cancelling a
+# running job takes effect within one heartbeat interval.
+POBSYNC_LEASE_TTL = env_int("POBSYNC_LEASE_TTL", 300, minimum=2)
+POBSYNC_HEARTBEAT_INTERVAL = env_int("POBSYNC_HEARTBEAT_INTERVAL", 60, minimum=1)
+if POBSYNC_HEARTBEAT_INTERVAL * 2 > POBSYNC_LEASE_TTL:
+    raise ImproperlyConfigured(
+        f"POBSYNC_HEARTBEAT_INTERVAL={POBSYNC_HEARTBEAT_INTERVAL} must be at most half of "
+        f"POBSYNC_LEASE_TTL={POBSYNC_LEASE_TTL} so one missed heartbeat does not lose the lease"
+    )
+# What a runner calls for a claimed job: the engine's run_backup (contract 1). Tests and
+# the queue benchmark point it at a stand-in so protocol load tests need no rsync.
+POBSYNC_RUNNER_EXECUTOR = env_str("POBSYNC_RUNNER_EXECUTOR", "pobsync_runner.backup.run_backup")

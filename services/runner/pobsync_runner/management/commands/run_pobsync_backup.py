@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
+from pobsync_models.models import BackupRun
+from pobsync_runner.backup import BackupError, run_backup
+from pobsync_runner.rsync_output import Progress
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class Command(PobsyncCommand):
+    help = "Back up one host now: pull its sources into a new snapshot (same as `pobsync backup`)."
+    cli_name = "backup"
+    cli_group = GROUP_BACKUP
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("host")
+        parser.add_argument(
+            "--prune", action="store_true", help="apply retention after a committed snapshot"
+        )
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help="if another backup of the host is running, wait for it instead of failing",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        host = get_host(opts["host"])
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        tty = self.stdout.isatty()
+
+        def show(p: Progress) -> None:
+            line = f"\r{host.name}: {_size(p.bytes)}  {p.percent:3.0f}%  {p.files} files"
+            self.stdout.write(line.ljust(60), ending="")
+            self.stdout.flush()
+
+        try:
+            run = run_backup(
+                host,
+                prune=opts["prune"],
+                wait=opts["wait"],
+                stop=stop,
+                progress=show if tty else None,
+            )
+        except BackupError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if tty:
+            self.stdout.write("")
+        self.report(run)
+
+    def report(self, run: BackupRun) -> None:
+        outcome = run.outcome
+        figures = (
+            f"{run.files_total if run.files_total is not None else '?'} files, "
+            f"{_size(run.bytes_total)}; transferred {run.files_transferred or 0} files, "
+            f"{_size(run.bytes_transferred)}"
+        )
+        if outcome in (BackupRun.Outcome.SUCCESS, BackupRun.Outcome.WARNING):
+            base = f" (base {run.base_snapshot_name})" if run.base_snapshot_name else " (full)"
+            self.stdout.write(
+                f"backup {run.host.name}: {outcome}, snapshot {run.snapshot_name}{base}: {figures}"
+            )
+            if run.message:
+                self.stderr.write(f"{outcome}: {run.message}")
+            return
+        raise CommandError(f"backup {run.host.name} {outcome}: {run.message}")

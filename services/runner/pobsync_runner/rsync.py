@@ -1,0 +1,212 @@
+"""Building the rsync command (an argv list, never a shell string) and running it.
+
+How sources map into a snapshot: rsync runs with --relative, so each absolute source
+keeps its full path under the snapshot: /etc lands at <snapshot>/etc and /home/alice
+at <snapshot>/home/alice; a source "/" fills the snapshot itself. Exclude patterns
+that start with "/" are therefore anchored at the remote root ("/var/cache").
+
+Running: rsync gets its own process group and PR_SET_PDEATHSIG, so it dies with the
+thread that started it, and stopping kills the whole group (rsync and its ssh). Its
+output is read in fixed-size chunks by two threads and parsed line by line: memory is
+flat whatever the file count; only the last STDERR_TAIL_LINES of stderr are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pobsync_models.specs import HostSpec
+from pobsync_runner.rsync_output import OutputParser, Progress, Stats
+from pobsync_runner.snapshots import METADATA_FILE
+from pobsync_runner.ssh import remote_prefix, rsync_rsh
+
+STDERR_TAIL_LINES = 40
+MAX_LINE = 4096  # longer lines (a runaway path) are cut, never accumulated
+KILL_GRACE_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+def rsync_argv(
+    spec: HostSpec, dest: Path, *, link_dest: Path | None = None, seeded: bool = False
+) -> list[str]:
+    """The full rsync command for one snapshot run.
+
+    `seeded`: dest already holds a partial from an interrupted run, so rsync must also
+    delete what is no longer on the source (or is now excluded) to make it exact.
+    """
+    argv = [
+        "rsync",
+        "--archive",
+        "--numeric-ids",
+        "--relative",
+        f"--timeout={spec.rsync_timeout}",
+        "--no-human-readable",
+        "--info=progress2",
+        "--stats",
+        "--rsh",
+        rsync_rsh(spec.ssh),
+    ]
+    if link_dest is not None:
+        argv.append(f"--link-dest={link_dest}")
+    if seeded:
+        argv += ["--delete", "--delete-excluded"]
+    # The snapshot's own metadata file can never come from the remote.
+    argv.append(f"--exclude=/{METADATA_FILE}")
+    argv += [f"--exclude={pattern}" for pattern in spec.excludes]
+    argv += list(spec.rsync_options)
+    prefix = remote_prefix(spec.ssh)
+    argv += [f"{prefix}{source}" for source in spec.sources]
+    argv.append(f"{dest}/")
+    return argv
+
+
+@dataclass
+class RsyncResult:
+    returncode: int  # negative: killed by that signal
+    stats: Stats
+    stderr_tail: list[str]
+    stopped: bool  # the stop event ended it
+    progress: Progress = field(default_factory=Progress)
+
+
+def _child_setup(parent_pid: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if libc is not None:
+            # SIGTERM (not KILL) so rsync still removes its temporary file.
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl  # noqa: B018  (only Linux has it)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def _lines(fd: int) -> Iterator[str]:
+    """Lines split on \\n or \\r (progress redraws), read in 64 KiB chunks."""
+    pending = b""
+    while chunk := os.read(fd, 65536):
+        parts = chunk.replace(b"\r", b"\n").split(b"\n")
+        parts[0] = pending + parts[0]
+        pending = parts.pop()[:MAX_LINE]
+        for part in parts:
+            if part:
+                yield part[:MAX_LINE].decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
+
+
+class RsyncProcess:
+    """One running rsync. Call run(); progress callbacks happen on the calling thread."""
+
+    def __init__(self, argv: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
+        self.argv = argv
+        self.pass_fds = pass_fds
+        self.parser = OutputParser()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        progress_interval: float = 3.0,
+        poll_interval: float = 0.5,
+    ) -> RsyncResult:
+        env = {**os.environ, "LC_ALL": "C"}
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            pass_fds=self.pass_fds,
+            preexec_fn=_child_setup(os.getpid(), _libc()),  # noqa: PLW1509
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None  # noqa: S101
+        readers = [
+            threading.Thread(target=self._read_stdout, args=(self.proc.stdout,), daemon=True),
+            threading.Thread(target=self._read_stderr, args=(self.proc.stderr,), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        stopped = False
+        last_report, seen = time.monotonic(), 0
+        try:
+            while True:
+                try:
+                    self.proc.wait(timeout=poll_interval)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    self.kill()
+                    break
+                now = time.monotonic()
+                if on_progress and now - last_report >= progress_interval:
+                    if self.parser.progress_seen != seen:
+                        seen = self.parser.progress_seen
+                        on_progress(self.parser.progress)
+                    last_report = now
+        except BaseException:
+            self.kill()
+            raise
+        finally:
+            for reader in readers:
+                reader.join(timeout=30)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        stats = self.parser.stats
+        if stats.files_all is not None and stats.files_total is None:
+            stats.files_total = 0  # "Number of files: 3 (dir: 3)": no regular files
+        return RsyncResult(
+            returncode=self.proc.returncode,
+            stats=stats,
+            stderr_tail=list(self.stderr_tail),
+            stopped=stopped,
+            progress=self.parser.progress,
+        )
+
+    def kill(self) -> None:
+        """SIGTERM the process group, SIGKILL it after a grace period; reap rsync."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=KILL_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        # ssh and rsync's forked helpers share the group; take them down too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def _read_stdout(self, stream) -> None:
+        for line in _lines(stream.fileno()):
+            self.parser.feed(line)
+
+    def _read_stderr(self, stream) -> None:
+        for line in _lines(stream.fileno()):
+            self.stderr_tail.append(line)

@@ -1,0 +1,109 @@
+"""Parsing rsync's output one line at a time: progress (--info=progress2) and --stats.
+
+Run with --no-human-readable and LC_ALL=C, so numbers are plain digits. Nothing here
+keeps more than the latest figures: memory does not depend on the file count.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# "  1234567  45%   12.34MB/s    0:00:10 (xfr#123, to-chk=456/7890)"
+_PROGRESS_RE = re.compile(
+    r"^\s*(?P<bytes>\d+)\s+(?P<percent>\d+)%\s+\S+\s+\S+"
+    r"(?:\s+\(xfr#(?P<xfr>\d+),\s+(?:to|ir)-chk=(?P<left>\d+)/(?P<total>\d+)\))?"
+)
+_STATS = {
+    "files_all": re.compile(r"^Number of files:\s+(\d+)"),
+    "files_total": re.compile(r"^Number of files:.*\breg:\s+(\d+)"),
+    "files_transferred": re.compile(r"^Number of regular files transferred:\s+(\d+)"),
+    "bytes_total": re.compile(r"^Total file size:\s+(\d+)"),
+    "bytes_transferred": re.compile(r"^Total transferred file size:\s+(\d+)"),
+}
+
+EXIT_MEANINGS = {
+    1: "syntax or usage error",
+    2: "protocol incompatibility",
+    3: "errors selecting input/output files or directories",
+    5: "error starting the client-server protocol",
+    10: "error in socket I/O",
+    11: "error in file I/O",
+    12: "error in the rsync protocol data stream",
+    13: "errors with program diagnostics",
+    14: "error in IPC code",
+    20: "received SIGUSR1 or SIGINT",
+    22: "error allocating core memory buffers",
+    23: "partial transfer due to error",
+    24: "partial transfer due to vanished source files",
+    25: "the --max-delete limit stopped deletions",
+    30: "timeout in data send/receive",
+    35: "timeout waiting for daemon connection",
+    255: "ssh failed (connection, authentication or host key)",
+}
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        return f"rsync was killed by signal {-code}"
+    meaning = EXIT_MEANINGS.get(code)
+    return f"rsync exited with code {code}" + (f" ({meaning})" if meaning else "")
+
+
+@dataclass
+class Progress:
+    bytes: int = 0
+    percent: float = 0.0
+    files: int = 0
+
+
+@dataclass
+class Stats:
+    files_all: int | None = None  # every entry: files, dirs, links
+    files_total: int | None = None  # regular files in the snapshot
+    files_transferred: int | None = None  # regular files copied (not linked)
+    bytes_total: int | None = None
+    bytes_transferred: int | None = None
+
+
+class OutputParser:
+    """Feed it stdout lines; it keeps the latest progress and the final stats."""
+
+    def __init__(self) -> None:
+        self.progress = Progress()
+        self.stats = Stats()
+        self.progress_seen = 0  # bumps on every progress line; lets a poller skip no-ops
+
+    def feed(self, line: str) -> None:
+        m = _PROGRESS_RE.match(line)
+        if m:
+            files = self.progress.files
+            if m.group("total"):
+                files = int(m.group("total")) - int(m.group("left"))
+            self.progress = Progress(int(m.group("bytes")), float(m.group("percent")), files)
+            self.progress_seen += 1
+            return
+        for field, pattern in _STATS.items():
+            sm = pattern.match(line)
+            if sm:
+                setattr(self.stats, field, int(sm.group(1)))
+
+
+def first_error_line(lines: list[str]) -> str:
+    """The most telling stderr line: ssh's own complaint first, else rsync's first error."""
+    for needle in (
+        "Host key verification failed",
+        "Permission denied",
+        "Connection refused",
+        "Connection timed out",
+        "No route to host",
+        "Could not resolve hostname",
+    ):
+        for line in lines:
+            if needle in line:
+                return line.strip()
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith(("rsync error:", "rsync: connection unexpectedly")):
+            return text
+    return lines[-1].strip() if lines else ""

@@ -1,0 +1,139 @@
+"""The ssh command pobsync uses to reach a host, and host-key trust.
+
+Invariant: every connection checks the host key against pobsync's own known_hosts
+file with StrictHostKeyChecking=yes and never asks a question (BatchMode=yes). The
+user's and the system's ssh configuration are ignored (-F none) so a backup behaves
+the same from the CLI, a runner, or a container. A key gets into that known_hosts file
+only through `pobsync trust-host` (see docs/security.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pobsync_models.specs import SshSpec
+
+SERVER_ALIVE_INTERVAL = 15
+SERVER_ALIVE_COUNT_MAX = 4
+
+
+def ssh_argv(ssh: SshSpec) -> list[str]:
+    """ssh and its options, without the destination (rsync adds user@host)."""
+    return [
+        "ssh",
+        "-F", "none",
+        "-i", str(ssh.key_path),
+        "-p", str(ssh.port),
+        "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={ssh.known_hosts_path}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "UpdateHostKeys=no",
+        "-o", f"ConnectTimeout={ssh.connect_timeout}",
+        "-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}",
+        "-o", f"ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}",
+        "-o", "LogLevel=ERROR",
+    ]  # fmt: skip
+
+
+def rsync_rsh(ssh: SshSpec) -> str:
+    """The value of rsync's -e option.
+
+    rsync splits this string itself (no shell is involved): words are separated by
+    spaces, and single or double quotes keep spaces in a word, a doubled quote inside
+    quotes standing for the quote itself. Paths with spaces are quoted that way.
+    """
+    return " ".join(_rsync_quote(arg) for arg in ssh_argv(ssh))
+
+
+def _rsync_quote(arg: str) -> str:
+    if arg and not any(c in arg for c in " '\""):
+        return arg
+    return "'" + arg.replace("'", "''") + "'"
+
+
+def host_pattern(address: str, port: int) -> str:
+    """How ssh names a host in known_hosts: bare on port 22, else [addr]:port."""
+    bare = address.strip("[]")
+    return bare if port == 22 else f"[{bare}]:{port}"
+
+
+def remote_prefix(ssh: SshSpec) -> str:
+    """`user@address:` for rsync; IPv6 addresses in brackets."""
+    address = ssh.address
+    if ":" in address and not address.startswith("["):
+        address = f"[{address}]"
+    return f"{ssh.user}@{address}:"
+
+
+@dataclass(frozen=True)
+class ScannedKey:
+    line: str  # a known_hosts line: "<pattern> <type> <base64>"
+    key_type: str
+    fingerprint: str  # SHA256:...
+
+
+def scan_host_keys(address: str, port: int, timeout: int) -> list[ScannedKey]:
+    """The host's public keys via ssh-keyscan, with their SHA256 fingerprints.
+
+    Raises OSError with one line when the host cannot be reached.
+    """
+    result = subprocess.run(
+        ["ssh-keyscan", "-T", str(timeout), "-p", str(port), "--", address.strip("[]")],
+        capture_output=True,
+        text=True,
+        timeout=timeout * 3 + 5,
+        check=False,
+    )
+    keys = []
+    pattern = host_pattern(address, port)
+    for raw in result.stdout.splitlines():
+        parts = raw.split()
+        if len(parts) < 3 or raw.startswith("#"):
+            continue
+        line = f"{pattern} {parts[1]} {parts[2]}"
+        keys.append(ScannedKey(line, parts[1], fingerprint(line)))
+    if not keys:
+        detail = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise OSError(f"no host key from {pattern}: {detail}")
+    return sorted(keys, key=lambda k: k.key_type)
+
+
+def fingerprint(known_hosts_line: str) -> str:
+    result = subprocess.run(
+        ["ssh-keygen", "-l", "-E", "sha256", "-f", "-"],
+        input=known_hosts_line + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()[1]
+
+
+def known_lines(known_hosts: Path, pattern: str) -> list[str]:
+    """The lines of `known_hosts` recorded for exactly this host pattern."""
+    try:
+        text = known_hosts.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [line for line in text.splitlines() if line.split(" ", 1)[0] == pattern]
+
+
+def record_host_keys(known_hosts: Path, pattern: str, lines: list[str]) -> None:
+    """Replace the host's lines in known_hosts with `lines` (atomic rewrite, mode 0644)."""
+    try:
+        kept = [
+            line
+            for line in known_hosts.read_text(encoding="utf-8").splitlines()
+            if line.split(" ", 1)[0] != pattern
+        ]
+    except FileNotFoundError:
+        kept = []
+    known_hosts.parent.mkdir(parents=True, exist_ok=True)
+    tmp = known_hosts.with_name(known_hosts.name + ".tmp")
+    tmp.write_text("\n".join([*kept, *lines]) + "\n", encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(known_hosts)

@@ -1,0 +1,108 @@
+"""The loop every pobsync daemon (scheduler, runner) runs.
+
+Conventions it keeps: SIGTERM and SIGINT set a shutdown flag (and call on_stop_request,
+where the runner stops rsync); work happens in process_one() -> bool ("did work, go again
+at once"); between passes it sleeps in 1-second slices so a signal is honoured within a
+second; close_old_connections() runs before every pass (idle MariaDB connections die
+during long waits); the process registry row (worker id "hostname:pid") is upserted each
+pass and deleted on clean exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from pobsync_models import registry
+
+log = logging.getLogger("pobsync.daemon")
+
+
+class Daemon:
+    kind: str = ""
+
+    def __init__(self, *, interval: float, say: Callable[[str], Any] | None = None) -> None:
+        self.interval = interval
+        self.worker_id = registry.current_worker_id()
+        self.started_at = timezone.now()
+        self.stopping = threading.Event()
+        self.current_job_id: int | None = None
+        self.say = say or (lambda text: log.info("%s", text))
+
+    # -- hooks -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Runs once before the first pass."""
+
+    def process_one(self) -> bool:
+        raise NotImplementedError
+
+    def on_stop_request(self) -> None:
+        """Called from the signal handler (main thread) after the flag is set."""
+
+    # -- machinery -------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.stopping.is_set():
+            self.say(f"{self.kind} {self.worker_id}: {signal.Signals(signum).name}, stopping")
+        self.stopping.set()
+        self.on_stop_request()
+
+    def touch(self) -> None:
+        registry.touch(
+            self.worker_id,
+            self.kind,
+            started_at=self.started_at,
+            current_job_id=self.current_job_id,
+        )
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self.stopping.wait(min(1.0, remaining))
+
+    def pass_once(self) -> bool:
+        close_old_connections()
+        self.touch()
+        return self.process_one()
+
+    def run(self, *, once: bool = False) -> None:
+        self.install_signal_handlers()
+        try:
+            close_old_connections()
+            self.touch()
+            self.start()
+            while not self.stopping.is_set():
+                try:
+                    did_work = self.pass_once()
+                except DatabaseError as exc:
+                    # The database went away or is locked for long: say so, keep going.
+                    if once:
+                        raise
+                    log.warning("%s pass failed: %s", self.kind, exc)
+                    did_work = False
+                if once:
+                    break
+                if not did_work:
+                    self.sleep(self.interval)
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        try:
+            close_old_connections()
+            registry.forget(self.worker_id)
+        except DatabaseError as exc:
+            log.warning("could not remove %s from the registry: %s", self.worker_id, exc)

@@ -1,0 +1,388 @@
+"""The SQL job queue's protocol: enqueue, claim, heartbeat, finish, requeue, cancel, reap.
+
+Nothing else changes BackupJob.state or Host.running_job. The same ORM code runs on
+SQLite and MariaDB (docs/queue.md, design notes section 3).
+
+Invariants:
+
+I1  Host.running_job is the per-host mutex. A job is `running` exactly when its host row
+    has running_job = job and lease_token = the job's lease_token; both rows change in
+    one transaction (claim, finish, requeue, reap), so at most one job per host runs.
+I2  Every write by a lease holder (heartbeat, finish, requeue) is conditioned on its
+    token. A zero rowcount means the lease was lost (reaped, stolen): the holder is
+    fenced and must stop rsync and write nothing (the runner does both).
+I3  Lock order is always host row, then job row. Claim takes the host row first
+    (SELECT ... FOR UPDATE SKIP LOCKED where supported, then a conditional UPDATE), then
+    the job row; finish, requeue and reap update host then job.
+I4  Lease times come from the database clock (Now()), never from a runner's clock.
+I5  Transient lock errors (MariaDB 1213 deadlock, 1205 lock wait timeout, SQLite
+    "database is locked") are retried with jittered exponential backoff, each retry a
+    fresh transaction; they never surface as job failures.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import F
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from pobsync_models.models import BackupJob, GlobalConfig, Host
+
+log = logging.getLogger("pobsync.queue")
+
+State = BackupJob.State
+PRIORITY_MANUAL = 2  # a job asked for by a person goes before the nightly schedule
+PRIORITY_SCHEDULE = 5
+CLAIM_BATCH = 20  # candidates read per claim round
+CLAIM_ROUNDS = 3  # re-read candidates when every one of a batch was taken by others
+
+RETRYABLE_MYSQL_CODES = frozenset({1205, 1213})
+T = TypeVar("T")
+
+
+class _LostRaceError(Exception):
+    """Raised inside a transaction to roll it back: another process won the row."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a runner holds while it runs a job; every later write is fenced by token."""
+
+    job_id: int
+    host_id: int
+    token: str
+    worker_id: str
+
+
+class Beat(Enum):
+    OK = "ok"
+    CANCEL = "cancel"  # the lease is ours but somebody asked to cancel: stop rsync
+    LOST = "lost"  # fenced: stop rsync, write nothing
+
+
+@dataclass(frozen=True)
+class ReapResult:
+    requeued: int = 0
+    failed: int = 0
+    hosts_repaired: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.requeued + self.failed + self.hosts_repaired
+
+
+def lease_ttl() -> int:
+    return int(settings.POBSYNC_LEASE_TTL)
+
+
+def is_retryable(exc: OperationalError) -> bool:
+    code = exc.args[0] if exc.args else None
+    if code in RETRYABLE_MYSQL_CODES:
+        return True
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def retrying(fn: Callable[[], T], *, attempts: int = 10, base_delay: float = 0.01) -> T:
+    """Run fn (which opens its own transaction) and retry it on transient lock errors.
+
+    Inside an outer transaction a retry cannot help (MariaDB rolled the whole
+    transaction back), so the error is raised at once there.
+    """
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not is_retryable(exc) or attempt == attempts - 1 or connection.in_atomic_block:
+                raise
+            delay = min(1.0, base_delay * 2**attempt) * (0.5 + random.random())  # noqa: S311
+            log.debug("transient lock error (%s), retry %d in %.3fs", exc, attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _expiry(ttl: int):
+    return Now() + timedelta(seconds=ttl)
+
+
+# -- enqueue -----------------------------------------------------------------------
+
+
+def enqueue(
+    host: Host,
+    *,
+    prune: bool = False,
+    trigger: str = BackupJob.Trigger.MANUAL,
+    priority: int | None = None,
+    run_after=None,
+) -> BackupJob:
+    """A queued job for host, runnable from run_after (default now). Scheduled slots are
+    enqueued by the scheduler (pobsync_scheduler.tick), which adds the dedupe key."""
+    if priority is None:
+        priority = PRIORITY_MANUAL if trigger == BackupJob.Trigger.MANUAL else PRIORITY_SCHEDULE
+    return retrying(
+        lambda: BackupJob.objects.create(
+            host=host,
+            prune=prune,
+            trigger=trigger,
+            priority=priority,
+            run_after=run_after or timezone.now(),
+        )
+    )
+
+
+# -- claim -------------------------------------------------------------------------
+
+
+def _candidates(limit: int) -> list[tuple[int, int]]:
+    """(job id, host id) of runnable jobs whose host is free, in claim order.
+
+    ORDER BY (state, priority, run_after, id) is exactly job_claim_idx, so the database
+    walks the index for state='queued' and stops after `limit` rows.
+    """
+    return list(
+        BackupJob.objects.filter(
+            state=State.QUEUED, run_after__lte=Now(), host__running_job__isnull=True
+        )
+        .order_by("state", "priority", "run_after", "id")
+        .values_list("id", "host_id")[:limit]
+    )
+
+
+def _at_running_limit() -> bool:
+    """GlobalConfig.max_running_jobs (0 = no limit). A soft limit: claims racing on
+    different hosts may overshoot it by the number of runners claiming at that moment."""
+    limit = GlobalConfig.objects.filter(pk=1).values_list("max_running_jobs", flat=True).first()
+    if not limit:
+        return False
+    return BackupJob.objects.filter(state=State.RUNNING).count() >= limit
+
+
+def _try_claim(job_id: int, host_id: int, worker_id: str, ttl: int) -> Lease | None:
+    """One transaction: take the host row (free -> this job), then the job row
+    (queued -> running). Either conditional UPDATE hitting zero rows rolls back."""
+    token = secrets.token_hex(16)
+    try:
+        with transaction.atomic():
+            free_host = Host.objects.filter(pk=host_id, running_job__isnull=True)
+            if connection.features.has_select_for_update_skip_locked:
+                # Another runner holding this host row is claiming it: skip, don't wait.
+                if not list(free_host.select_for_update(skip_locked=True).values_list("pk")):
+                    return None
+            if free_host.update(running_job_id=job_id, lease_token=token) != 1:
+                return None
+            won = BackupJob.objects.filter(
+                pk=job_id, state=State.QUEUED, run_after__lte=Now()
+            ).update(
+                state=State.RUNNING,
+                worker_id=worker_id,
+                lease_token=token,
+                lease_expires_at=_expiry(ttl),
+                heartbeat_at=Now(),
+                started_at=Now(),
+                finished_at=None,
+                attempts=F("attempts") + 1,
+            )
+            if won != 1:
+                raise _LostRaceError
+    except _LostRaceError:
+        return None
+    return Lease(job_id=job_id, host_id=host_id, token=token, worker_id=worker_id)
+
+
+def claim(worker_id: str, *, ttl: int | None = None, batch: int = CLAIM_BATCH) -> Lease | None:
+    """Claim the most urgent runnable job whose host is free, or None.
+
+    On success the job is running with a lease of `ttl` seconds (database clock), its
+    attempts counter incremented and worker_id set, and its host row points at it.
+    """
+    ttl = ttl or lease_ttl()
+    if retrying(_at_running_limit):
+        return None
+    for _round in range(CLAIM_ROUNDS):
+        candidates = retrying(lambda: _candidates(batch))
+        if not candidates:
+            return None
+        tried_hosts: set[int] = set()
+        for job_id, host_id in candidates:
+            if host_id in tried_hosts:  # only one job per host can win; skip the rest
+                continue
+            tried_hosts.add(host_id)
+            lease = retrying(lambda j=job_id, h=host_id: _try_claim(j, h, worker_id, ttl))
+            if lease is not None:
+                return lease
+    return None
+
+
+# -- while running -----------------------------------------------------------------
+
+
+def heartbeat(lease: Lease, *, ttl: int | None = None) -> Beat:
+    """Renew the lease (database clock). LOST when the token no longer matches."""
+    ttl = ttl or lease_ttl()
+
+    def beat() -> Beat:
+        with transaction.atomic():
+            renewed = BackupJob.objects.filter(
+                pk=lease.job_id, state=State.RUNNING, lease_token=lease.token
+            ).update(lease_expires_at=_expiry(ttl), heartbeat_at=Now())
+            if renewed != 1:
+                return Beat.LOST
+            cancel = (
+                BackupJob.objects.filter(pk=lease.job_id)
+                .values_list("cancel_requested", flat=True)
+                .first()
+            )
+        return Beat.CANCEL if cancel else Beat.OK
+
+    return retrying(beat)
+
+
+def _release(lease: Lease, **job_fields) -> bool:
+    def release() -> bool:
+        try:
+            with transaction.atomic():
+                Host.objects.filter(
+                    pk=lease.host_id, running_job_id=lease.job_id, lease_token=lease.token
+                ).update(running_job=None, lease_token="")
+                done = BackupJob.objects.filter(
+                    pk=lease.job_id, state=State.RUNNING, lease_token=lease.token
+                ).update(lease_token="", lease_expires_at=None, **job_fields)
+                if done != 1:
+                    raise _LostRaceError
+        except _LostRaceError:
+            return False
+        return True
+
+    return retrying(release)
+
+
+def finish(lease: Lease, state: str, *, error: str = "") -> bool:
+    """Record the outcome (succeeded/failed/cancelled) and free the host, in one
+    transaction fenced by the token. False means fenced: nothing was written."""
+    if state not in {State.SUCCEEDED, State.FAILED, State.CANCELLED}:
+        raise ValueError(f"finish() takes a final state, not {state!r}")
+    return _release(lease, state=state, finished_at=Now(), error=error[:2000])
+
+
+def requeue(lease: Lease, *, delay: int = 0, error: str = "", count_attempt: bool = False) -> bool:
+    """Give the job back (queued, runnable after `delay` s) and free the host; fenced
+    like finish(). Without count_attempt the claim does not use up an attempt (a runner
+    shutting down, a host locked by a CLI backup)."""
+    fields = {
+        "state": State.QUEUED,
+        "run_after": Now() + timedelta(seconds=delay),
+        "started_at": None,
+        "error": error[:2000],
+    }
+    if not count_attempt:
+        fields["attempts"] = F("attempts") - 1
+    return _release(lease, **fields)
+
+
+# -- operator actions and repair -----------------------------------------------------
+
+
+def cancel(job_id: int) -> str:
+    """Cancel a job: queued -> cancelled at once ("cancelled"); running ->
+    cancel_requested, which its runner sees within one heartbeat and stops rsync
+    ("requested"); otherwise returns the job's final state unchanged.
+    Raises BackupJob.DoesNotExist for an unknown id."""
+
+    def run() -> str:
+        with transaction.atomic():
+            if BackupJob.objects.filter(pk=job_id, state=State.QUEUED).update(
+                state=State.CANCELLED, finished_at=Now(), error="cancelled before it ran"
+            ):
+                return "cancelled"
+            if BackupJob.objects.filter(pk=job_id, state=State.RUNNING).update(
+                cancel_requested=True
+            ):
+                return "requested"
+            return BackupJob.objects.values_list("state", flat=True).get(pk=job_id)
+
+    return retrying(run)
+
+
+def _reap_one(job: dict) -> str | None:
+    token = job["lease_token"]
+    if job["cancel_requested"]:
+        fields = {"state": State.CANCELLED, "finished_at": Now(), "error": "lease expired"}
+        result = "failed"
+    elif job["attempts"] < job["max_attempts"]:
+        fields = {
+            "state": State.QUEUED,
+            "run_after": Now(),
+            "started_at": None,
+            "error": f"attempt {job['attempts']}: lease expired (worker {job['worker_id']})",
+        }
+        result = "requeued"
+    else:
+        fields = {"state": State.FAILED, "finished_at": Now(), "error": "lease expired"}
+        result = "failed"
+    try:
+        with transaction.atomic():
+            Host.objects.filter(
+                pk=job["host_id"], running_job_id=job["id"], lease_token=token
+            ).update(running_job=None, lease_token="")
+            reaped = BackupJob.objects.filter(
+                pk=job["id"], state=State.RUNNING, lease_token=token, lease_expires_at__lt=Now()
+            ).update(lease_token="", lease_expires_at=None, **fields)
+            if reaped != 1:  # renewed or finished meanwhile
+                raise _LostRaceError
+    except _LostRaceError:
+        return None
+    return result
+
+
+def reap(*, limit: int = 100) -> ReapResult:
+    """Take back expired leases: the job goes back to queued while attempts remain,
+    else failed "lease expired" (cancelled if a cancel was pending); the host is freed
+    in the same transaction, conditioned on the token. Also frees a host row whose
+    running_job is not running (left by hand edits), which would block it for ever."""
+    expired = retrying(
+        lambda: list(
+            BackupJob.objects.filter(state=State.RUNNING, lease_expires_at__lt=Now()).values(
+                "id",
+                "host_id",
+                "lease_token",
+                "attempts",
+                "max_attempts",
+                "worker_id",
+                "cancel_requested",
+            )[:limit]
+        )
+    )
+    counts = {"requeued": 0, "failed": 0}
+    for job in expired:
+        outcome = retrying(lambda j=job: _reap_one(j))
+        if outcome:
+            counts[outcome] += 1
+            log.warning("job %s: lease expired on %s, %s", job["id"], job["worker_id"], outcome)
+    stale = retrying(
+        lambda: list(
+            Host.objects.filter(running_job__isnull=False)
+            .exclude(running_job__state=State.RUNNING)
+            .values_list("pk", "running_job_id", "lease_token")
+        )
+    )
+    repaired = 0
+    for pk, job_id, token in stale:
+        repaired += retrying(
+            lambda p=pk, j=job_id, t=token: Host.objects.filter(
+                pk=p, running_job_id=j, lease_token=t
+            ).update(running_job=None, lease_token="")
+        )
+    return ReapResult(counts["requeued"], counts["failed"], repaired)
