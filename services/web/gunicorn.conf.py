@@ -42,3 +42,6 @@ errorlog = "-"
 loglevel = os.environ.get("POBSYNC_LOG_LEVEL", "info").strip().lower() or "info"
 # Behind a TLS-terminating proxy the X-Forwarded-* headers come from another container.
 forwarded_allow_ips = os.environ.get("POBSYNC_WEB_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 27's runtime control socket would land in the working directory (the
+# POBSYNC_HOME volume); nothing uses it, so it is off (older gunicorn ignores this).
+control_socket_disable = True
