@@ -117,6 +117,7 @@ def _alive(pid: int) -> bool:
 
 
 def _stop(pid: int, timeout: float = 30) -> None:
+    """Stop a dockerd that is not our child (a crashed earlier run's)."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -188,8 +189,12 @@ def running_dockerd() -> Iterator[DockerEngine]:
                 time.sleep(0.3)
             yield engine
         finally:
-            _stop(process.pid)
-            process.wait(timeout=10)
+            process.terminate()  # by its pid; dockerd stops its own containerd
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def apt_mirror() -> str:
