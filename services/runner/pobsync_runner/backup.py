@@ -168,7 +168,10 @@ def _conclude(
         message += f"; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
 
-    _db(lambda: commit(staged, code, result.stats, now))
+    try:
+        _db(lambda: commit(staged, code, result.stats, now))
+    except OSError as exc:
+        return _finish(run, Outcome.FAILED, f"cannot commit the snapshot: {exc}", tail)
     outcome, notes = Outcome.SUCCESS, []
     if code != 0:
         outcome = Outcome.WARNING
@@ -183,15 +186,15 @@ def _conclude(
         )
     run.snapshot = staged.record
     if prune:
-        notes.append(_prune(host, spec, lock, now))
+        notes.append(_prune(host, spec, lock, now, run))
     return _finish(run, outcome, "; ".join(n for n in notes if n), tail)
 
 
-def _prune(host: Host, spec: HostSpec, lock: HostLock, now) -> str:
+def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:
     from pobsync_runner.prune import PruneError, apply_retention
 
     try:
-        result = apply_retention(host, spec, now=now, lock=lock)
+        result = apply_retention(host, spec, now=now, lock=lock, exclude_run=run.pk)
     except (PruneError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""

@@ -45,19 +45,27 @@ class PruneResult:
         return text
 
 
-def protected_names(host: Host) -> frozenset[str]:
-    """Names a running backup of this host uses (as base, or as its own snapshot)."""
+def protected_names(host: Host, exclude_run: int | None = None) -> frozenset[str]:
+    """Names a running backup of this host uses (as base, or as its own snapshot).
+
+    `exclude_run`: the backup that is pruning after its own commit; it no longer needs
+    its base.
+    """
     names = set()
-    for base, own in BackupRun.objects.filter(
-        host=host, outcome=BackupRun.Outcome.RUNNING
-    ).values_list("base_snapshot_name", "snapshot_name"):
+    running = BackupRun.objects.filter(host=host, outcome=BackupRun.Outcome.RUNNING)
+    for base, own in running.exclude(pk=exclude_run).values_list(
+        "base_snapshot_name", "snapshot_name"
+    ):
         names.update(n for n in (base, own) if n)
     return frozenset(names)
 
 
-def plan_for_host(host: Host, spec: HostSpec, now: datetime) -> list[Decision]:
+def plan_for_host(
+    host: Host, spec: HostSpec, now: datetime, exclude_run: int | None = None
+) -> list[Decision]:
     records = host.snapshots.filter(state__in=[State.COMPLETE, State.PARTIAL]).only("name", "state")
-    return plan_retention(records, spec.retention, now, protected_names=protected_names(host))
+    protected = protected_names(host, exclude_run)
+    return plan_retention(records, spec.retention, now, protected_names=protected)
 
 
 def apply_retention(
@@ -67,13 +75,16 @@ def apply_retention(
     now: datetime,
     max_delete: int | None = None,
     lock: HostLock | None = None,
+    exclude_run: int | None = None,
 ) -> PruneResult:
     """Delete what the plan prunes (at most max_delete); raises HostBusy if locked."""
     if lock is None:
         with HostLock(spec.host_dir, purpose="retention") as own:
-            return apply_retention(host, spec, now=now, max_delete=max_delete, lock=own)
+            return apply_retention(
+                host, spec, now=now, max_delete=max_delete, lock=own, exclude_run=exclude_run
+            )
     _finish_leftover_deletions(spec.host_dir)
-    plan = plan_for_host(host, spec, now)
+    plan = plan_for_host(host, spec, now, exclude_run)
     doomed = [d.name for d in reversed(plan) if not d.keep]  # oldest first
     if max_delete is not None:
         doomed, held_back = doomed[:max_delete], doomed[max_delete:]

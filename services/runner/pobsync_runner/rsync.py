@@ -100,8 +100,12 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _lines(fd: int) -> Iterator[str]:
-    """Lines split on \\n or \\r (progress redraws), read in 64 KiB chunks."""
+def _lines(fd: int) -> Iterator[tuple[str, bool]]:
+    """(line, complete) split on \n or \r, read in 64 KiB chunks.
+
+    rsync *starts* each progress redraw with \r, so the newest progress line is only
+    terminated by the next one; it is also yielded early, marked incomplete.
+    """
     pending = b""
     while chunk := os.read(fd, 65536):
         parts = chunk.replace(b"\r", b"\n").split(b"\n")
@@ -109,9 +113,11 @@ def _lines(fd: int) -> Iterator[str]:
         pending = parts.pop()[:MAX_LINE]
         for part in parts:
             if part:
-                yield part[:MAX_LINE].decode("utf-8", errors="replace")
+                yield part[:MAX_LINE].decode("utf-8", errors="replace"), True
+        if pending:
+            yield pending.decode("utf-8", errors="replace"), False
     if pending:
-        yield pending.decode("utf-8", errors="replace")
+        yield pending.decode("utf-8", errors="replace"), True
 
 
 class RsyncProcess:
@@ -204,9 +210,13 @@ class RsyncProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
     def _read_stdout(self, stream) -> None:
-        for line in _lines(stream.fileno()):
-            self.parser.feed(line)
+        for line, complete in _lines(stream.fileno()):
+            if complete:
+                self.parser.feed(line)
+            else:
+                self.parser.feed_progress(line)
 
     def _read_stderr(self, stream) -> None:
-        for line in _lines(stream.fileno()):
-            self.stderr_tail.append(line)
+        for line, complete in _lines(stream.fileno()):
+            if complete:
+                self.stderr_tail.append(line)

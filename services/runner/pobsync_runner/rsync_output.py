@@ -67,26 +67,46 @@ class Stats:
 
 
 class OutputParser:
-    """Feed it stdout lines; it keeps the latest progress and the final stats."""
+    """Feed it stdout lines; it keeps the latest progress and the final stats.
+
+    Progress lines (one per file, thousands a second) are only stored; the newest is
+    parsed when someone reads `progress`, which a poller does every few seconds.
+    """
 
     def __init__(self) -> None:
-        self.progress = Progress()
         self.stats = Stats()
         self.progress_seen = 0  # bumps on every progress line; lets a poller skip no-ops
+        self._raw_progress = ""
+        self._progress = Progress()
+
+    @property
+    def progress(self) -> Progress:
+        raw = self._raw_progress
+        if raw:
+            self._raw_progress = ""
+            m = _PROGRESS_RE.match(raw)
+            if m:
+                files = self._progress.files
+                if m.group("total"):
+                    files = int(m.group("total")) - int(m.group("left"))
+                self._progress = Progress(int(m.group("bytes")), float(m.group("percent")), files)
+        return self._progress
 
     def feed(self, line: str) -> None:
-        m = _PROGRESS_RE.match(line)
-        if m:
-            files = self.progress.files
-            if m.group("total"):
-                files = int(m.group("total")) - int(m.group("left"))
-            self.progress = Progress(int(m.group("bytes")), float(m.group("percent")), files)
-            self.progress_seen += 1
+        if self.feed_progress(line):
             return
         for field, pattern in _STATS.items():
             sm = pattern.match(line)
             if sm:
                 setattr(self.stats, field, int(sm.group(1)))
+
+    def feed_progress(self, line: str) -> bool:
+        """Take `line` if it looks like a progress line (complete or not); True if so."""
+        if not line.startswith(" ") or "%" not in line:
+            return False
+        self._raw_progress = line
+        self.progress_seen += 1
+        return True
 
 
 def first_error_line(lines: list[str]) -> str:

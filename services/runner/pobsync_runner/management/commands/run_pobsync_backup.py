@@ -24,7 +24,7 @@ def _size(n: int | None) -> str:
 
 
 class Command(PobsyncCommand):
-    help = "Back up one host now: pull its sources into a new snapshot (same as `pobsync backup`)."
+    help = "Back up one host now into a new snapshot (also: manage.py run_pobsync_backup)."
     cli_name = "backup"
     cli_group = GROUP_BACKUP
 

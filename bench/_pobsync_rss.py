@@ -1,0 +1,20 @@
+"""Run the `pobsync` CLI in this process, then write its own peak RSS (KiB) to the fd
+named by POBSYNC_BENCH_RSS_FD.
+
+RUSAGE_SELF counts this process only: rsync and ssh are children and are excluded.
+Used by bench/backup.py; not part of pobsync.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+from pobsync_models.cli import main
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    os.write(int(os.environ["POBSYNC_BENCH_RSS_FD"]), f"{peak}\n".encode())
+    sys.exit(code)

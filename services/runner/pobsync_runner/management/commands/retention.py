@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
+
+from pobsync_models.commandbase import (
+    GROUP_BACKUP,
+    PobsyncCommand,
+    format_table,
+    get_host,
+    require_global_config,
+)
+from pobsync_models.specs import host_spec
+from pobsync_runner.errors import HostBusy
+from pobsync_runner.prune import apply_retention, plan_for_host
+
+
+def _non_negative(raw: str) -> int:
+    import argparse
+
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("use 0 or more")
+    return value
+
+
+class Command(PobsyncCommand):
+    help = "Show which snapshots the retention policy keeps or prunes, and why; --apply deletes."
+    cli_name = "retention"
+    cli_group = GROUP_BACKUP
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("host")
+        parser.add_argument(
+            "--apply", action="store_true", help="delete the pruned snapshots (needs --yes)"
+        )
+        parser.add_argument("--yes", action="store_true", help="confirm --apply")
+        parser.add_argument(
+            "--max-delete",
+            type=_non_negative,
+            metavar="N",
+            help="delete at most N snapshots in this apply (oldest first)",
+        )
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        config = require_global_config()
+        host = get_host(opts["host"])
+        spec = host_spec(host, config)
+        now = timezone.now()
+        policy = ", ".join(
+            f"{k.removeprefix('keep_')}={v}" for k, v in vars(spec.retention).items() if v
+        )
+        if not (opts["apply"] and opts["yes"]):
+            plan = plan_for_host(host, spec, now)
+            self.show(host.name, policy or "none (keeps everything)", plan)
+            if opts["apply"]:
+                self.stdout.write("dry run: add --yes to delete the snapshots marked prune")
+            return
+        try:
+            result = apply_retention(host, spec, now=now, max_delete=opts["max_delete"])
+        except HostBusy as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            raise CommandError(f"retention of {host.name} stopped: {exc}") from None
+        self.show(host.name, policy or "none (keeps everything)", result.plan)
+        for name in result.deleted:
+            self.stdout.write(f"deleted {name}")
+        self.stdout.write(result.summary())
+
+    def show(self, host: str, policy: str, plan) -> None:
+        self.stdout.write(f"host {host}: policy {policy}")
+        if not plan:
+            self.stdout.write("no snapshots recorded (run `pobsync discover-snapshots`?)")
+            return
+        rows = [(d.name, d.state, d.action, d.reason) for d in plan]
+        self.stdout.write(format_table(["snapshot", "state", "action", "reason"], rows))
+        pruned = sum(1 for d in plan if not d.keep)
+        self.stdout.write(f"{len(plan) - pruned} keep, {pruned} prune")

@@ -1,0 +1,72 @@
+"""The rsync and ssh command lines pobsync builds (argv lists, never shell strings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pobsync_models.specs import HostSpec, SshSpec
+from pobsync_runner.rsync import rsync_argv
+from pobsync_runner.ssh import host_pattern, remote_prefix, rsync_rsh, ssh_argv
+
+
+def spec(**kw) -> HostSpec:
+    ssh = SshSpec(
+        user=kw.pop("user", "backup"),
+        address=kw.pop("address", "web1.example.org"),
+        port=kw.pop("port", 2222),
+        key_path=Path(kw.pop("key", "/var/lib/pobsync/ssh/id_ed25519")),
+        known_hosts_path=Path("/var/lib/pobsync/ssh/known_hosts"),
+        connect_timeout=7,
+    )
+    kw.setdefault("sources", ("/etc", "/home/alice"))
+    return HostSpec(name="web1", ssh=ssh, backup_root=Path("/backups"), **kw)
+
+
+def test_it_builds_the_ssh_options_pobsync_promises():
+    argv = ssh_argv(spec().ssh)
+    joined = " ".join(argv)
+    for option in (
+        "BatchMode=yes",
+        "StrictHostKeyChecking=yes",
+        "UserKnownHostsFile=/var/lib/pobsync/ssh/known_hosts",
+        "ConnectTimeout=7",
+        "ServerAliveInterval=15",
+        "IdentitiesOnly=yes",
+    ):
+        assert option in argv, option
+    assert "-p 2222" in joined and "-i /var/lib/pobsync/ssh/id_ed25519" in joined
+    assert "StrictHostKeyChecking=no" not in joined and "accept-new" not in joined
+
+
+def test_it_builds_an_rsync_argv_with_link_dest_excludes_and_options():
+    s = spec(excludes=("*.tmp", "/var/cache"), rsync_options=("--bwlimit=5M", "-H"))
+    argv = rsync_argv(s, Path("/backups/web1/N.partial"), link_dest=Path("/backups/web1/OLD"))
+    assert argv[0] == "rsync"
+    for option in ("--archive", "--numeric-ids", "--relative", "--timeout=900", "--stats"):
+        assert option in argv
+    assert "--link-dest=/backups/web1/OLD" in argv
+    assert argv.index("--exclude=/.pobsync-snapshot.json") < argv.index("--exclude=*.tmp")
+    assert "--exclude=/var/cache" in argv and "--bwlimit=5M" in argv and "-H" in argv
+    assert argv[-3:] == [
+        "backup@web1.example.org:/etc",
+        "backup@web1.example.org:/home/alice",
+        "/backups/web1/N.partial/",
+    ]
+    assert "--delete" not in argv
+
+
+def test_it_deletes_stale_files_only_when_continuing_a_partial():
+    argv = rsync_argv(spec(), Path("/b/N.partial"), seeded=True)
+    assert "--delete" in argv and "--delete-excluded" in argv
+    assert not any(a.startswith("--link-dest") for a in argv)
+
+
+def test_it_quotes_paths_with_spaces_for_rsyncs_own_rsh_splitting():
+    rsh = rsync_rsh(spec(key="/keys/my key's file").ssh)
+    assert "-i '/keys/my key''s file'" in rsh
+
+
+def test_it_brackets_ipv6_addresses_and_names_non_default_ports_like_ssh():
+    assert remote_prefix(spec(address="2001:db8::1").ssh) == "backup@[2001:db8::1]:"
+    assert host_pattern("10.0.0.5", 22) == "10.0.0.5"
+    assert host_pattern("10.0.0.5", 2222) == "[10.0.0.5]:2222"

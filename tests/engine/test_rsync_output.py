@@ -1,0 +1,88 @@
+"""Parsing rsync's streamed output: progress redraws and --stats figures."""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+
+from pobsync_runner.rsync import _lines
+from pobsync_runner.rsync_output import OutputParser, describe_exit, first_error_line
+
+STATS = """
+Number of files: 20003 (reg: 20000, dir: 3)
+Number of created files: 20003 (reg: 20000, dir: 3)
+Number of deleted files: 0
+Number of regular files transferred: 1234
+Total file size: 524288000 bytes
+Total transferred file size: 1048576 bytes
+"""
+
+
+def test_it_takes_the_latest_progress_and_the_stats():
+    parser = OutputParser()
+    for line in [
+        "     0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=52/54)",
+        "  1081344  54% 1003.92kB/s    0:00:00  ",
+        "  2000000 100% 1002.15kB/s    0:00:01 (xfr#1, to-chk=0/54)",
+        *STATS.splitlines(),
+    ]:
+        parser.feed(line)
+    assert (parser.progress.bytes, parser.progress.percent, parser.progress.files) == (
+        2000000,
+        100.0,
+        54,
+    )
+    s = parser.stats
+    assert (s.files_all, s.files_total, s.files_transferred) == (20003, 20000, 1234)
+    assert (s.bytes_total, s.bytes_transferred) == (524288000, 1048576)
+
+
+def test_it_splits_carriage_return_redraws_and_yields_the_open_one_early():
+    r, w = os.pipe()
+    os.write(w, b"\r   10   1%  1kB/s  0:00:01\r   20   2%  1kB/s  0:00:01\nNumber of files: 3\n")
+    os.close(w)
+    got = list(_lines(r))
+    os.close(r)
+    complete = [text for text, done in got if done]
+    assert complete == [
+        "   10   1%  1kB/s  0:00:01",
+        "   20   2%  1kB/s  0:00:01",
+        "Number of files: 3",
+    ]
+
+
+def test_it_keeps_memory_flat_over_200000_progress_lines():
+    r, w = os.pipe()
+    parser = OutputParser()
+    line = b"\r   123456789  42%  10.00MB/s    0:00:10 (xfr#12345, to-chk=999/100000)"
+    import threading
+
+    def write() -> None:
+        for _ in range(200):
+            os.write(w, line * 1000)
+        os.close(w)
+
+    writer = threading.Thread(target=write)
+    tracemalloc.start()
+    writer.start()
+    for text, done in _lines(r):
+        parser.feed(text) if done else parser.feed_progress(text)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    writer.join()
+    os.close(r)
+    assert parser.progress_seen >= 200_000
+    assert peak < 512 * 1024  # the writer's 75 KB chunk and one 64 KiB read, not the stream
+
+
+def test_it_describes_exit_codes_and_finds_the_telling_stderr_line():
+    assert describe_exit(24) == (
+        "rsync exited with code 24 (partial transfer due to vanished source files)"
+    )
+    assert describe_exit(-9) == "rsync was killed by signal 9"
+    lines = [
+        "@@@@@@@@@@@",
+        "Host key verification failed.",
+        "rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]",
+    ]
+    assert first_error_line(lines) == "Host key verification failed."
