@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
@@ -132,11 +133,23 @@ def sqlite_staff(sqlite_stack: ComposeProject) -> Iterator[httpx.Client]:
         yield client
 
 
-def install_ssh_identity(project: ComposeProject, runner: str, sshd) -> None:
-    """The runner's SSH key and known_hosts on the pobsync-ssh volume, as docs/docker.md
-    tells operators (docker cp, owned by root, mode 0600 kept)."""
+def install_ssh_key(project: ComposeProject, runner: str, sshd) -> None:
+    """An existing private key onto the pobsync-ssh volume, as docs/docker.md tells
+    operators (docker cp: owned by root, mode 0600 kept)."""
     project.copy_into(runner, sshd.client_key_path, "/opt/pobsync/ssh/id_ed25519")
-    project.copy_into(runner, sshd.known_hosts_path, "/opt/pobsync/ssh/known_hosts")
+
+
+def trust_host(project: ComposeProject, runner: str, host: str, sshd, tmp_path: Path) -> None:
+    """`pobsync trust-host --fingerprint` in the runner: the fingerprint comes from the
+    server's side (as an operator reads it on the remote), the key from ssh-keyscan."""
+    line = tmp_path / "sshd_host_key"
+    line.write_text(sshd.host_key_line + "\n")
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(line)], capture_output=True, text=True, check=True
+    ).stdout
+    fingerprint = listed.split()[1]
+    out = project.exec(runner, "pobsync", "trust-host", host, "--fingerprint", fingerprint)
+    assert fingerprint in out
 
 
 def wait_for_jobs(client: httpx.Client, count: int, timeout: float = 180) -> list[dict]:
@@ -194,7 +207,7 @@ def test_it_runs_a_queued_backup_in_the_runner_container(
     (source / "etc" / "hostname").write_text("box-one\n")
     (source / "notes.txt").write_text("pulled through a container\n")
     project = sqlite_stack
-    install_ssh_identity(project, "runner", sshd)
+    install_ssh_key(project, "runner", sshd)
     project.exec("runner", "pobsync", "configure-global", "--backup-root", BACKUP_ROOT)
     project.exec(
         "runner",
@@ -210,6 +223,7 @@ def test_it_runs_a_queued_backup_in_the_runner_container(
         "--source",
         str(source),
     )
+    trust_host(project, "runner", "box-one", sshd, tmp_path)
     project.exec("runner", "pobsync", "enqueue", "box-one")
 
     (job,) = wait_for_jobs(sqlite_staff, 1)
@@ -247,7 +261,7 @@ def test_it_scales_runners_on_mariadb(
     source = tmp_path / "bulk"
     source.mkdir()
     (source / "blob").write_bytes(os.urandom(1536 * 1024))
-    install_ssh_identity(project, "runner-mariadb", sshd)
+    install_ssh_key(project, "runner-mariadb", sshd)
     project.exec("runner-mariadb", "pobsync", "configure-global", "--backup-root", BACKUP_ROOT)
     hosts = [f"scaled-{n}" for n in range(4)]
     for host in hosts:
@@ -266,6 +280,7 @@ def test_it_scales_runners_on_mariadb(
             str(source),
             "--rsync-option=--bwlimit=512",
         )
+    trust_host(project, "runner-mariadb", hosts[0], sshd, tmp_path)  # one sshd for all four
     for host in hosts:
         project.exec("runner-mariadb", "pobsync", "enqueue", host)
 
