@@ -235,6 +235,10 @@ def test_it_runs_a_queued_backup_in_the_runner_container(
     copied = snapshot / str(source).lstrip("/")
     assert (copied / "notes.txt").read_text() == "pulled through a container\n"
     assert (copied / "etc" / "hostname").read_text() == "box-one\n"
+    # The root runner wrote to SQLite, yet every database file still belongs to the
+    # unprivileged user web and scheduler run as (SQLite hands -wal/-shm to the owner).
+    owners = {p.name: p.stat().st_uid for p in project.volume_path("pobsync-sqlite").iterdir()}
+    assert set(owners.values()) == {10001}, owners
 
 
 def test_it_scales_runners_on_mariadb(
