@@ -169,6 +169,9 @@ def running_dockerd() -> Iterator[DockerEngine]:
             f"--exec-root={EXEC_ROOT}",
             f"--pidfile={pid_file}",
             f"--host=unix://{socket_path}",
+            # Own namespaces in case a system containerd serves a system dockerd too.
+            "--containerd-namespace=pobsync-test",
+            "--containerd-plugins-namespace=pobsync-test-plugins",
         ]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
