@@ -152,6 +152,40 @@ def trust_host(project: ComposeProject, runner: str, host: str, sshd, tmp_path: 
     assert fingerprint in out
 
 
+def queue_backups(
+    project: ComposeProject,
+    runner: str,
+    hosts: list[str],
+    source: Path,
+    sshd,
+    tmp_path: Path,
+    *host_options: str,
+) -> None:
+    """What an operator does in the runner container: key, global configuration, hosts
+    (all behind the test's sshd), trust the sshd's key, queue one backup per host."""
+    install_ssh_key(project, runner, sshd)
+    project.exec(runner, "pobsync", "configure-global", "--backup-root", BACKUP_ROOT)
+    for host in hosts:
+        project.exec(
+            runner,
+            "pobsync",
+            "configure-host",
+            host,
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(sshd.port),
+            "--user",
+            sshd.user,
+            "--source",
+            str(source),
+            *host_options,
+        )
+    trust_host(project, runner, hosts[0], sshd, tmp_path)  # one sshd serves them all
+    for host in hosts:
+        project.exec(runner, "pobsync", "enqueue", host)
+
+
 def wait_for_jobs(client: httpx.Client, count: int, timeout: float = 180) -> list[dict]:
     """Poll /api/jobs/ until `count` jobs are finished; returns them."""
     deadline = time.monotonic() + timeout
@@ -207,24 +241,7 @@ def test_it_runs_a_queued_backup_in_the_runner_container(
     (source / "etc" / "hostname").write_text("box-one\n")
     (source / "notes.txt").write_text("pulled through a container\n")
     project = sqlite_stack
-    install_ssh_key(project, "runner", sshd)
-    project.exec("runner", "pobsync", "configure-global", "--backup-root", BACKUP_ROOT)
-    project.exec(
-        "runner",
-        "pobsync",
-        "configure-host",
-        "box-one",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        str(sshd.port),
-        "--user",
-        sshd.user,
-        "--source",
-        str(source),
-    )
-    trust_host(project, "runner", "box-one", sshd, tmp_path)
-    project.exec("runner", "pobsync", "enqueue", "box-one")
+    queue_backups(project, "runner", ["box-one"], source, sshd, tmp_path)
 
     (job,) = wait_for_jobs(sqlite_staff, 1)
     assert job["state"] == "succeeded", f"{job}\n{project.logs('runner')}"
@@ -265,28 +282,10 @@ def test_it_scales_runners_on_mariadb(
     source = tmp_path / "bulk"
     source.mkdir()
     (source / "blob").write_bytes(os.urandom(1536 * 1024))
-    install_ssh_key(project, "runner-mariadb", sshd)
-    project.exec("runner-mariadb", "pobsync", "configure-global", "--backup-root", BACKUP_ROOT)
     hosts = [f"scaled-{n}" for n in range(4)]
-    for host in hosts:
-        project.exec(
-            "runner-mariadb",
-            "pobsync",
-            "configure-host",
-            host,
-            "--address",
-            "127.0.0.1",
-            "--port",
-            str(sshd.port),
-            "--user",
-            sshd.user,
-            "--source",
-            str(source),
-            "--rsync-option=--bwlimit=512",
-        )
-    trust_host(project, "runner-mariadb", hosts[0], sshd, tmp_path)  # one sshd for all four
-    for host in hosts:
-        project.exec("runner-mariadb", "pobsync", "enqueue", host)
+    queue_backups(
+        project, "runner-mariadb", hosts, source, sshd, tmp_path, "--rsync-option=--bwlimit=512"
+    )
 
     with closing(staff_login(project.url("web-mariadb"))) as client:
         status = client.get("/api/status/").json()
