@@ -12,6 +12,15 @@ import sys
 from collections.abc import Sequence
 
 POBSYNC_APPS = ("pobsync_models", "pobsync_web", "pobsync_scheduler", "pobsync_runner")
+# Subcommands whose module is not named after them (the brief fixes
+# `manage.py run_pobsync_backup`). Only a shortcut: find() verifies cli_name and
+# falls back to discover(), so a stale entry costs time, never correctness.
+IRREGULAR_MODULES = {
+    "backup": "run_pobsync_backup",
+    "check": "pobsync_check",
+    "import-configs": "import_pobsync_configs",
+    "export-configs": "export_pobsync_configs",
+}
 
 
 def _setup() -> None:
@@ -34,6 +43,23 @@ def discover() -> dict[str, type]:
         if cli_name:
             found[cli_name] = type(command)
     return found
+
+
+def find(name: str) -> type | None:
+    """The command class for one subcommand, importing only that module when its file is
+    named after it (configure-host -> configure_host.py) or listed in IRREGULAR_MODULES;
+    the full scan is the fallback. Each `pobsync` call pays
+    for Django's start-up already; importing every command module on top was avoidable.
+    """
+    from django.core.management import get_commands, load_command_class
+
+    module_name = IRREGULAR_MODULES.get(name, name.replace("-", "_"))
+    app_name = get_commands().get(module_name)
+    if app_name in POBSYNC_APPS:
+        command = load_command_class(app_name, module_name)
+        if getattr(command, "cli_name", None) == name:
+            return type(command)
+    return discover().get(name)
 
 
 def _summary(command_class: type) -> str:
@@ -86,6 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
+    if args[:1] == ["--version"]:
+        from pobsync_models import __version__
+
+        sys.stdout.write(f"pobsync {__version__}\n")
+        return 0
     from django.core.exceptions import ImproperlyConfigured
     from django.db import DatabaseError
 
@@ -101,17 +132,11 @@ def _run(args: list[str]) -> int:
         execute_from_command_line(["pobsync django", *args[1:]])
         return 0
 
-    commands = discover()
     if not args or args[0] in {"-h", "--help", "help"}:
-        sys.stdout.write(render_help(commands))
-        return 0
-    if args[0] == "--version":
-        from pobsync_models import __version__
-
-        sys.stdout.write(f"pobsync {__version__}\n")
+        sys.stdout.write(render_help(discover()))
         return 0
     name, rest = args[0], args[1:]
-    command_class = commands.get(name)
+    command_class = find(name)
     if command_class is None:
         sys.stderr.write(f"pobsync: unknown command {name!r} (see `pobsync --help`)\n")
         return 2

@@ -73,3 +73,12 @@ def test_it_marks_runs_left_running_by_a_dead_process_as_failed(engine):
     stale.refresh_from_db()
     assert stale.outcome == BackupRun.Outcome.FAILED
     assert stale.message.startswith("interrupted")
+
+
+def test_it_reports_an_unwritable_host_directory_as_one_line(tmp_path):
+    from pobsync_runner.errors import BackupError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BackupError, match=r"^cannot lock .*/web1/\.lock: Not a directory$"):
+        HostLock(blocker / "web1").acquire()

@@ -191,11 +191,11 @@ def _conclude(
 
 
 def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:
-    from pobsync_runner.prune import PruneError, apply_retention
+    from pobsync_runner.prune import apply_retention
 
     try:
         result = apply_retention(host, spec, now=now, lock=lock, exclude_run=run.pk)
-    except (PruneError, OSError) as exc:
+    except (BackupError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""
 

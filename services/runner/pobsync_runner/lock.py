@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pobsync_runner.errors import HostBusy
+from pobsync_runner.errors import BackupError, HostBusy
 
 LOCK_FILE = ".lock"
 
@@ -54,8 +54,11 @@ class HostLock:
         self.release()
 
     def acquire(self) -> None:
-        self.host_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.host_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise BackupError(f"cannot lock {self.path}: {exc.strerror}") from None
         try:
             while True:
                 try:

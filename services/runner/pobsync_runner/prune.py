@@ -28,10 +28,6 @@ from pobsync_runner.snapshots import DELETING_SUFFIX, classify_entry, deleting_p
 State = SnapshotRecord.State
 
 
-class PruneError(Exception):
-    pass
-
-
 @dataclass
 class PruneResult:
     plan: list[Decision]

@@ -13,7 +13,7 @@ from pobsync_models.commandbase import (
     require_global_config,
 )
 from pobsync_models.specs import host_spec
-from pobsync_runner.errors import HostBusy
+from pobsync_runner.errors import BackupError
 from pobsync_runner.prune import apply_retention, plan_for_host
 
 
@@ -63,7 +63,7 @@ class Command(PobsyncCommand):
             return
         try:
             result = apply_retention(host, spec, now=now, max_delete=opts["max_delete"])
-        except HostBusy as exc:
+        except BackupError as exc:  # busy, or the lock cannot be taken
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"retention of {host.name} stopped: {exc}") from None
