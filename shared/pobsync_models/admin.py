@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from pobsync_models.models import (
@@ -56,6 +57,26 @@ class HostAdmin(admin.ModelAdmin):
     search_fields = ("name", "address")
     readonly_fields = ("running_job", "lease_token", "created_at", "updated_at")
     inlines = [ScheduleInline]
+    actions = ["enqueue_backup", "enqueue_backup_and_prune"]
+
+    def _enqueue(self, request: HttpRequest, hosts: QuerySet, *, prune: bool) -> None:
+        from pobsync_models.queue import enqueue
+
+        jobs = [enqueue(host, prune=prune).pk for host in hosts]
+        self.message_user(
+            request,
+            f"queued {len(jobs)} backup job(s): {', '.join(map(str, jobs))}; a runner picks "
+            "them up (see Backup jobs)",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Back up now (queue a manual job)")
+    def enqueue_backup(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._enqueue(request, queryset, prune=False)
+
+    @admin.action(description="Back up now and apply retention")
+    def enqueue_backup_and_prune(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._enqueue(request, queryset, prune=True)
 
 
 @admin.register(Schedule)
@@ -82,9 +103,24 @@ class BackupJobAdmin(ReadOnlyAdmin):
         "worker_id",
         "lease_expires_at",
     )
-    list_filter = ("state", "trigger")
+    list_filter = ("state", "trigger", ("host", admin.RelatedOnlyFieldListFilter))
     search_fields = ("host__name", "worker_id")
     list_select_related = ("host",)
+    actions = ["cancel_jobs"]
+
+    @admin.action(description="Cancel (queued at once, running within one heartbeat)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from pobsync_models.queue import CANCEL_REQUESTED, CANCELLED, cancel
+
+        results = [cancel(pk) for pk in queryset.values_list("pk", flat=True)]
+        self.message_user(
+            request,
+            f"{results.count(CANCELLED)} cancelled, {results.count(CANCEL_REQUESTED)} "
+            f"running job(s) asked to stop, "
+            f"{len(results) - results.count(CANCELLED) - results.count(CANCEL_REQUESTED)} "
+            "already finished",
+            messages.SUCCESS,
+        )
 
 
 @admin.register(BackupRun)

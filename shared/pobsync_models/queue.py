@@ -146,19 +146,27 @@ def enqueue(
 # -- claim -------------------------------------------------------------------------
 
 
-def _candidates(limit: int) -> list[tuple[int, int]]:
-    """(job id, host id) of runnable jobs whose host is free, in claim order.
+def _candidates_query(limit: int, busy_hosts: list[int]):
+    """(job id, host id) of runnable jobs whose host is not busy, in claim order.
 
-    ORDER BY (state, priority, run_after, id) is exactly job_claim_idx, so the database
-    walks the index for state='queued' and stops after `limit` rows.
+    A single-table query on purpose: ORDER BY (state, priority, run_after, id) is exactly
+    job_claim_idx, so the database walks the index for state='queued' and stops after
+    `limit` rows. Joining Host instead lets MariaDB's optimizer start from the host
+    table and sort every queued job (measured: 23 ms at depth 10,000 against well under
+    1 ms); the busy hosts are few (one per running job), so they are read first and
+    excluded by value. EXPLAIN in tests/queue/test_processes.py checks the plan.
     """
-    return list(
-        BackupJob.objects.filter(
-            state=State.QUEUED, run_after__lte=Now(), host__running_job__isnull=True
-        )
+    return (
+        BackupJob.objects.filter(state=State.QUEUED, run_after__lte=Now())
+        .exclude(host_id__in=busy_hosts)
         .order_by("state", "priority", "run_after", "id")
         .values_list("id", "host_id")[:limit]
     )
+
+
+def _candidates(limit: int) -> list[tuple[int, int]]:
+    busy = Host.objects.filter(running_job__isnull=False).order_by().values_list("pk", flat=True)
+    return list(_candidates_query(limit, list(busy)))
 
 
 def _at_running_limit() -> bool:
@@ -295,10 +303,15 @@ def requeue(lease: Lease, *, delay: int = 0, error: str = "", count_attempt: boo
 # -- operator actions and repair -----------------------------------------------------
 
 
+CANCELLED = "cancelled"  # was queued: cancelled at once
+CANCEL_REQUESTED = "requested"  # running: its runner stops within one heartbeat
+ALREADY_FINISHED = "finished"  # nothing to do
+
+
 def cancel(job_id: int) -> str:
-    """Cancel a job: queued -> cancelled at once ("cancelled"); running ->
+    """Cancel a job: queued -> cancelled at once (CANCELLED); running ->
     cancel_requested, which its runner sees within one heartbeat and stops rsync
-    ("requested"); otherwise returns the job's final state unchanged.
+    (CANCEL_REQUESTED); a finished job is left alone (ALREADY_FINISHED).
     Raises BackupJob.DoesNotExist for an unknown id."""
 
     def run() -> str:
@@ -306,12 +319,13 @@ def cancel(job_id: int) -> str:
             if BackupJob.objects.filter(pk=job_id, state=State.QUEUED).update(
                 state=State.CANCELLED, finished_at=Now(), error="cancelled before it ran"
             ):
-                return "cancelled"
+                return CANCELLED
             if BackupJob.objects.filter(pk=job_id, state=State.RUNNING).update(
                 cancel_requested=True
             ):
-                return "requested"
-            return BackupJob.objects.values_list("state", flat=True).get(pk=job_id)
+                return CANCEL_REQUESTED
+            BackupJob.objects.values_list("pk").get(pk=job_id)  # DoesNotExist if unknown
+            return ALREADY_FINISHED
 
     return retrying(run)
 

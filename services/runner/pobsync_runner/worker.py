@@ -111,8 +111,15 @@ class Runner(Daemon):
         super().__init__(interval=interval, **kw)
         self.executor = import_string(executor or settings.POBSYNC_RUNNER_EXECUTOR)
         self.current_stop: threading.Event | None = None
+        self.next_reap = 0.0
 
     def start(self) -> None:
+        self.reap()
+
+    def reap(self) -> None:
+        """Reap at start and then on idle passes, at most every half lease TTL, so a
+        deployment without a scheduler (manual jobs only) still recovers crashed runs."""
+        self.next_reap = time.monotonic() + lease_ttl() / 2
         reaped = reap()
         if reaped.total:
             self.say(f"reaped expired leases: {reaped.requeued} requeued, {reaped.failed} failed")
@@ -127,6 +134,8 @@ class Runner(Daemon):
             return False
         lease = claim(self.worker_id)
         if lease is None:
+            if time.monotonic() >= self.next_reap:
+                self.reap()
             return False
         self.run_job(lease)
         return True

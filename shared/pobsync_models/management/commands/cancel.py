@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand
 from pobsync_models.models import BackupJob
-from pobsync_models.queue import cancel
+from pobsync_models.queue import CANCEL_REQUESTED, CANCELLED, cancel
 
 
 class Command(PobsyncCommand):
@@ -23,12 +23,13 @@ class Command(PobsyncCommand):
             result = cancel(job_id)
         except BackupJob.DoesNotExist:
             raise CommandError(f"no job {job_id} (see `pobsync jobs`)") from None
-        if result == "cancelled":
+        if result == CANCELLED:
             self.stdout.write(f"job {job_id} cancelled")
-        elif result == "requested":
+        elif result == CANCEL_REQUESTED:
             self.stdout.write(
                 f"job {job_id} is running: cancel requested; its runner stops rsync within "
                 "one heartbeat and marks it cancelled"
             )
         else:
-            raise CommandError(f"job {job_id} already finished ({result}); nothing to cancel")
+            state = BackupJob.objects.values_list("state", flat=True).get(pk=job_id)
+            raise CommandError(f"job {job_id} already finished ({state}); nothing to cancel")

@@ -1,0 +1,174 @@
+"""Seed and inspect a database that pobsync processes share, from outside them.
+
+    DATABASE_URL=... python -m tests.queue.dbtool COMMAND '{"json": "args"}'
+
+Process tests run this as a subprocess because their own Django connection belongs to
+pytest-django's test database; the processes under test meet at DATABASE_URL.
+Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pobsync_models.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from pobsync_models.models import (  # noqa: E402
+    BackupJob,
+    BackupRun,
+    GlobalConfig,
+    Host,
+    Schedule,
+    SnapshotRecord,
+    WorkerProcess,
+)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _rows(qs, *fields: str) -> list[dict]:
+    return [{k: _iso(v) for k, v in row.items()} for row in qs.values(*fields)]
+
+
+def migrate(args: dict) -> dict:
+    call_command("migrate", verbosity=0, interactive=False)
+    return {"ok": True}
+
+
+def reset(args: dict) -> dict:
+    Host.objects.update(running_job=None)
+    for model in (WorkerProcess, BackupRun, SnapshotRecord, BackupJob, Schedule, Host):
+        model.objects.all().delete()
+    GlobalConfig.objects.all().delete()
+    return {"ok": True}
+
+
+def seed_jobs(args: dict) -> dict:
+    hosts = [
+        Host.objects.create(name=f"{args.get('prefix', 'q')}{i}", address="127.0.0.1")
+        for i in range(args["hosts"])
+    ]
+    now = timezone.now() - timedelta(seconds=1)
+    jobs = BackupJob.objects.bulk_create(
+        BackupJob(host=hosts[i % len(hosts)], run_after=now) for i in range(args["jobs"])
+    )
+    return {"jobs": [j.pk for j in jobs], "hosts": [h.pk for h in hosts]}
+
+
+def configure(args: dict) -> dict:
+    """Global config + hosts for real-engine tests."""
+    GlobalConfig(pk=1, **args["config"]).save()
+    ids = {}
+    for host in args["hosts"]:
+        ids[host["name"]] = Host.objects.create(address="127.0.0.1", **host).pk
+    return ids
+
+
+def update_host(args: dict) -> dict:
+    return {"updated": Host.objects.filter(name=args.pop("name")).update(**args)}
+
+
+def seed_schedules(args: dict) -> dict:
+    first = datetime.fromisoformat(args["next_run_at"])
+    for i in range(args["count"]):
+        host = Host.objects.create(name=f"s{i}", address="127.0.0.1")
+        Schedule.objects.create(host=host, cron=args["cron"], next_run_at=first)
+    return {"ok": True}
+
+
+def enqueue(args: dict) -> dict:
+    from pobsync_models.queue import enqueue as queue_enqueue
+
+    return {"job": queue_enqueue(Host.objects.get(name=args["host"])).pk}
+
+
+def finish_all(args: dict) -> dict:
+    return {"finished": BackupJob.objects.update(state=BackupJob.State.SUCCEEDED)}
+
+
+def clear_next_run(args: dict) -> dict:
+    return {"cleared": Schedule.objects.update(next_run_at=None)}
+
+
+def steal_lease(args: dict) -> dict:
+    return {"updated": BackupJob.objects.filter(pk=args["job"]).update(lease_token="stolen")}
+
+
+def snapshot(args: dict) -> dict:
+    return {
+        "now": timezone.now().isoformat(),
+        "jobs": _rows(
+            BackupJob.objects.order_by("id"),
+            "id",
+            "host_id",
+            "state",
+            "attempts",
+            "worker_id",
+            "lease_token",
+            "lease_expires_at",
+            "schedule_id",
+            "scheduled_for",
+            "started_at",
+            "finished_at",
+            "error",
+            "cancel_requested",
+        ),
+        "runs": _rows(
+            BackupRun.objects.order_by("id"),
+            "id",
+            "host_id",
+            "job_id",
+            "outcome",
+            "started_at",
+            "finished_at",
+            "worker_id",
+            "message",
+        ),
+        "hosts": _rows(Host.objects.order_by("id"), "id", "name", "running_job_id", "lease_token"),
+        "workers": _rows(WorkerProcess.objects.all(), "worker_id", "kind", "current_job_id"),
+        "snapshots": _rows(SnapshotRecord.objects.order_by("id"), "host_id", "name", "state"),
+    }
+
+
+def explain(args: dict) -> dict:
+    from pobsync_models.queue import _candidates_query
+
+    busy = list(Host.objects.filter(running_job__isnull=False).values_list("pk", flat=True))
+    return {"vendor": connection.vendor, "plan": _candidates_query(20, busy or [0]).explain()}
+
+
+COMMANDS = {
+    f.__name__: f
+    for f in (
+        migrate,
+        reset,
+        seed_jobs,
+        configure,
+        update_host,
+        seed_schedules,
+        enqueue,
+        finish_all,
+        clear_next_run,
+        steal_lease,
+        snapshot,
+        explain,
+    )
+}
+
+if __name__ == "__main__":
+    command, raw = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "{}"
+    sys.stdout.write(json.dumps(COMMANDS[command](json.loads(raw))) + "\n")

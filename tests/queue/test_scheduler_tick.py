@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pobsync_models.models import BackupJob, Schedule
+from pobsync_scheduler.tick import tick
+from tests.support.factories import make_host, make_job, make_schedule
+
+pytestmark = pytest.mark.django_db
+NOW = datetime(2025, 7, 3, 2, 15, 30, tzinfo=UTC)
+SLOT = datetime(2025, 7, 3, 2, 15, tzinfo=UTC)
+
+
+def test_it_computes_a_missing_next_run_without_enqueueing():
+    schedule = make_schedule(make_host(), "15 2 * * *")  # as the YAML import leaves it
+    result = tick(NOW)
+    schedule.refresh_from_db()
+    assert result.initialised == 1 and result.enqueued == 0
+    assert schedule.next_run_at == SLOT + timedelta(days=1)
+
+
+def test_it_enqueues_a_due_slot_once_and_advances_the_schedule():
+    host = make_host()
+    schedule = make_schedule(host, "15 2 * * *", next_run_at=SLOT, prune=True)
+    assert tick(NOW).enqueued == 1
+    assert tick(NOW).enqueued == 0
+    job = BackupJob.objects.get()
+    assert (job.host, job.schedule, job.scheduled_for) == (host, schedule, SLOT)
+    assert job.trigger == BackupJob.Trigger.SCHEDULE and job.prune and job.run_after == SLOT
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == SLOT + timedelta(days=1)
+    assert schedule.last_scheduled_for == SLOT
+
+
+def test_it_treats_an_existing_slot_as_already_enqueued():
+    host = make_host()
+    schedule = make_schedule(host, "15 2 * * *", next_run_at=SLOT)
+    make_job(host, schedule=schedule, scheduled_for=SLOT, state=BackupJob.State.SUCCEEDED)
+    result = tick(NOW)
+    assert result.already_enqueued == 1 and result.enqueued == 0
+    assert BackupJob.objects.count() == 1
+
+
+def test_it_enqueues_one_catch_up_job_after_an_outage():
+    make_schedule(make_host(), "*/5 * * * *", next_run_at=SLOT - timedelta(days=3))
+    assert tick(NOW).enqueued == 1
+    assert BackupJob.objects.get().scheduled_for == SLOT
+
+
+def test_it_coalesces_into_a_job_already_queued_for_the_host():
+    host = make_host()
+    make_job(host)
+    schedule = make_schedule(host, "15 2 * * *", next_run_at=SLOT)
+    assert tick(NOW).coalesced == 1
+    assert BackupJob.objects.count() == 1
+    schedule.refresh_from_db()
+    assert schedule.next_run_at > NOW
+
+
+def test_it_skips_disabled_schedules_and_disabled_hosts():
+    make_schedule(make_host(), next_run_at=SLOT, enabled=False)
+    off = make_schedule(make_host(enabled=False), "15 2 * * *", next_run_at=SLOT)
+    result = tick(NOW)
+    assert result.enqueued == 0 and result.host_disabled == 1
+    assert not BackupJob.objects.exists()
+    off.refresh_from_db()
+    assert off.next_run_at > NOW  # no catch-up burst when the host is enabled again
+
+
+def test_it_ticks_in_a_bounded_number_of_queries_when_nothing_is_due(
+    django_assert_max_num_queries,
+):
+    for _ in range(50):
+        make_schedule(make_host(), next_run_at=NOW + timedelta(hours=1))
+    with django_assert_max_num_queries(3):
+        tick(NOW)
+    assert Schedule.objects.filter(next_run_at__lte=NOW).count() == 0
