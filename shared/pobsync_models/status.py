@@ -48,11 +48,14 @@ class Health(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Health).index(self)
+        return _RANK[self]
 
     @property
     def is_problem(self) -> bool:
         return self in (Health.FAILING, Health.OVERDUE)
+
+
+_RANK = {health: rank for rank, health in enumerate(Health)}
 
 
 @lru_cache(maxsize=4096)
