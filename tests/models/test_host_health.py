@@ -45,8 +45,8 @@ def test_it_takes_the_longest_gap_between_runs_as_the_interval(cron, interval):
 
 def test_it_allows_twice_the_most_frequent_schedule_or_36_hours_without_one():
     assert overdue_threshold(DAILY) == timedelta(days=2)
-    assert overdue_threshold([("15 2 * * *", "UTC"), ("0 */6 * * *", "UTC")]) == timedelta(hours=12)
-    assert overdue_threshold([]) == OVERDUE_WITHOUT_SCHEDULE == timedelta(hours=36)
+    assert overdue_threshold((("15 2 * * *", "UTC"), ("0 */6 * * *", "UTC"))) == timedelta(hours=12)
+    assert overdue_threshold(()) == OVERDUE_WITHOUT_SCHEDULE == timedelta(hours=36)
 
 
 def test_it_is_ok_within_twice_the_interval_and_overdue_after():

@@ -11,19 +11,19 @@ from tests.support.webdata import seed_many
 
 # route -> queries, including the 2 of the session and the user behind staff access.
 EXPECTED = {
-    "/dashboard/": 13,
+    "/dashboard/": 14,
     "/dashboard/hosts/h00003/": 11,
     "/dashboard/queue/": 7,
     "/api/": 2,
     "/api/status/": 7,
     "/api/hosts/": 7,
     "/api/hosts/h00003/": 11,
-    "/api/snapshots/": 4,
-    "/api/snapshots/?host=h00003": 5,
-    "/api/runs/": 4,
-    "/api/runs/?host=h00003": 5,
-    "/api/jobs/": 4,
-    "/api/jobs/?host=h00003": 5,
+    "/api/snapshots/": 5,
+    "/api/snapshots/?host=h00003": 6,
+    "/api/runs/": 5,
+    "/api/runs/?host=h00003": 6,
+    "/api/jobs/": 5,
+    "/api/jobs/?host=h00003": 6,
 }
 
 

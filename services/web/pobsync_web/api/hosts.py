@@ -46,8 +46,8 @@ def _running(job: BackupJob | None) -> dict[str, Any] | None:
 
 
 def _run_row(run: BackupRun, host: Host) -> dict[str, Any]:
-    row = {f: getattr(run, f) for f in encode.RUN_FIELDS if f != "host__name"}
-    return encode.run({**row, "host__name": host.name})
+    row = {f: getattr(run, f) for f in encode.RUN_FIELDS if f != "host_id"}
+    return encode.run({**row, "host": host.name})
 
 
 @api_require_safe

@@ -18,4 +18,11 @@ def run_list(request: HttpRequest) -> JsonResponse:
     if host is not None:
         rows = rows.filter(host_id=host.pk)
     rows = choice_param(request, rows, "outcome", BackupRun.Outcome.values)
-    return JsonResponse(paginate(request, rows.values(*encode.RUN_FIELDS), encode.run))
+    return JsonResponse(
+        paginate(
+            request,
+            rows,
+            encode.run,
+            lambda page: encode.with_host_names(page.values(*encode.RUN_FIELDS)),
+        )
+    )
