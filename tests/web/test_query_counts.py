@@ -11,7 +11,7 @@ from tests.support.webdata import seed_many
 
 # route -> queries, including the 2 of the session and the user behind staff access.
 EXPECTED = {
-    "/dashboard/": 14,
+    "/dashboard/": 13,
     "/dashboard/hosts/h00003/": 11,
     "/dashboard/queue/": 7,
     "/api/": 2,

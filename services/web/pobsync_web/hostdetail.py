@@ -85,7 +85,7 @@ def load_host_detail(name: str, now: datetime) -> HostDetail:
         retention=retention,
         schedules=list(Schedule.objects.filter(host=host).order_by("id")),
         running_job=running_job,
-        recent_runs=list(host.runs.order_by("-started_at", "-id")[:RECENT_RUNS]),
+        recent_runs=list(host.runs.order_by("-started_at", "id")[:RECENT_RUNS]),
         present_snapshots=list(
             snapshots.filter(state__in=PRESENT_STATES).order_by("-name")[:PRESENT_SNAPSHOTS]
         ),

