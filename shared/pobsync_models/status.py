@@ -18,7 +18,6 @@ With several enabled schedules the most frequent one counts.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -48,11 +47,14 @@ class Health(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Health).index(self)
+        return _RANK[self]
 
     @property
     def is_problem(self) -> bool:
         return self in (Health.FAILING, Health.OVERDUE)
+
+
+_RANK = {health: rank for rank, health in enumerate(Health)}
 
 
 @lru_cache(maxsize=4096)
@@ -76,7 +78,8 @@ def schedule_interval(cron: str, timezone: str = "UTC") -> timedelta:
     return longest
 
 
-def overdue_threshold(schedules: Iterable[tuple[str, str]]) -> timedelta:
+@lru_cache(maxsize=4096)
+def overdue_threshold(schedules: tuple[tuple[str, str], ...]) -> timedelta:
     """How long an enabled host may go without a success: twice the interval of its most
     frequent enabled schedule ((cron, timezone) pairs), or 36 h without one."""
     intervals = [schedule_interval(cron, tz) for cron, tz in schedules]

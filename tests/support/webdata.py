@@ -26,8 +26,8 @@ GiB = 1024**3
 def _history(host: Host, now: datetime, days: int, *, outcome: str = "success") -> None:
     """`days` daily snapshots with their successful runs, the newest `days` days ago+1."""
     previous = None
-    for age in range(days, 0, -1):
-        when = now - timedelta(days=age, hours=1)
+    for age in range(days - 1, -1, -1):
+        when = now - timedelta(days=age, hours=20)
         snap = make_snapshot(
             host,
             when,
@@ -135,7 +135,32 @@ def seed_demo(now: datetime) -> dict[str, Host]:
 
     for name in ("mail", "files"):
         make_job(hosts[name], run_after=now - timedelta(minutes=2), trigger="manual", priority=0)
-    make_job(web, run_after=now + timedelta(hours=5), trigger="schedule")
+    make_job(
+        web,
+        run_after=now + timedelta(hours=5),
+        trigger="schedule",
+        scheduled_for=now + timedelta(hours=5),
+        schedule=web.schedules.first(),
+    )
+    finished = now - timedelta(hours=20)
+    make_job(
+        db,
+        state=BackupJob.State.FAILED,
+        trigger="schedule",
+        started_at=now - timedelta(hours=3),
+        finished_at=now - timedelta(hours=3) + timedelta(seconds=31),
+        attempts=3,
+        error="rsync exited with code 255 (ssh connection failed)",
+    )
+    for host in (web, mail):
+        make_job(
+            host,
+            state=BackupJob.State.SUCCEEDED,
+            trigger="schedule",
+            started_at=finished,
+            finished_at=finished + timedelta(minutes=11),
+            attempts=1,
+        )
     for kind, worker in (("scheduler", "backup01:101"), ("runner", "backup01:4242")):
         WorkerProcess.objects.create(
             worker_id=worker,
@@ -145,3 +170,67 @@ def seed_demo(now: datetime) -> dict[str, Host]:
             last_seen_at=now - timedelta(seconds=20),
         )
     return hosts
+
+
+def seed_many(
+    now: datetime, hosts: int, runs_per_host: int, snapshots_per_host: int, prefix: str = "h"
+) -> list[Host]:
+    """Bulk data for query-count tests and bench/web.py: every host has a daily schedule,
+    `runs_per_host` runs (every 7th failed, the newest of every 10th host failed) and
+    `snapshots_per_host` snapshots (the oldest third pruned), a queued job per 20 hosts."""
+    from pobsync_models.models import Schedule
+
+    made = Host.objects.bulk_create(
+        [
+            Host(name=f"{prefix}{i:05d}", address=f"10.{i // 250}.{i % 250}.1", sources=["/srv"])
+            for i in range(hosts)
+        ],
+        batch_size=500,
+    )
+    if made and made[0].pk is None:  # MariaDB does not return ids from bulk_create
+        made = list(Host.objects.filter(name__startswith=prefix).order_by("name"))
+    Schedule.objects.bulk_create(
+        [
+            Schedule(host=h, cron=f"{i % 60} {i % 24} * * *", next_run_at=now + timedelta(hours=1))
+            for i, h in enumerate(made)
+        ],
+        batch_size=500,
+    )
+    runs, snaps, jobs = [], [], []
+    for i, host in enumerate(made):
+        for r in range(runs_per_host):
+            started = now - timedelta(hours=r * 24 + 2)
+            failed = (r % 7 == 3) or (r == 0 and i % 10 == 0)
+            runs.append(
+                BackupRun(
+                    host=host,
+                    outcome="failed" if failed else "success",
+                    started_at=started,
+                    finished_at=started + timedelta(minutes=10),
+                    rsync_exit_code=23 if failed else 0,
+                    bytes_transferred=10**8 + r,
+                    bytes_total=10**10,
+                    message="rsync exited with code 23" if failed else "",
+                    log_tail="rsync: some files could not be transferred" if failed else "",
+                )
+            )
+        for s in range(snapshots_per_host):
+            when = now - timedelta(days=s, hours=2)
+            snaps.append(
+                SnapshotRecord(
+                    host=host,
+                    name=when.strftime("%Y-%m-%dT%H%M%SZ"),
+                    path=f"/srv/pobsync/{host.name}/{s}",
+                    state="pruned" if s >= snapshots_per_host * 2 // 3 else "complete",
+                    started_at=when,
+                    finished_at=when + timedelta(minutes=10),
+                    bytes_total=10**10,
+                    bytes_transferred=10**8,
+                )
+            )
+        if i % 20 == 0:
+            jobs.append(BackupJob(host=host, run_after=now, trigger="schedule"))
+    BackupRun.objects.bulk_create(runs, batch_size=2000)
+    SnapshotRecord.objects.bulk_create(snaps, batch_size=2000)
+    BackupJob.objects.bulk_create(jobs, batch_size=500)
+    return made

@@ -10,7 +10,7 @@ from django.http import Http404
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host, Schedule, SnapshotRecord
 from pobsync_models.specs import RETENTION_FIELDS, default_key_path
-from pobsync_web.overview import HostRow, annotate_hosts, count_by, host_rows, with_progress
+from pobsync_web.overview import HostRow, host_rows, with_progress
 
 RECENT_RUNS = 20
 PRESENT_SNAPSHOTS = 100
@@ -55,7 +55,7 @@ def _resolved(own: object, default: object) -> Setting:
 
 
 def load_host_detail(name: str, now: datetime) -> HostDetail:
-    rows = host_rows(annotate_hosts(Host.objects.filter(name=name)), now)
+    rows = host_rows(Host.objects.filter(name=name), now)
     if not rows:
         raise Http404(f"no host named {name!r}")
     row = rows[0]
@@ -85,12 +85,12 @@ def load_host_detail(name: str, now: datetime) -> HostDetail:
         retention=retention,
         schedules=list(Schedule.objects.filter(host=host).order_by("id")),
         running_job=running_job,
-        recent_runs=list(host.runs.order_by("-started_at", "-id")[:RECENT_RUNS]),
+        recent_runs=list(host.runs.order_by("-started_at", "id")[:RECENT_RUNS]),
         present_snapshots=list(
             snapshots.filter(state__in=PRESENT_STATES).order_by("-name")[:PRESENT_SNAPSHOTS]
         ),
         history_snapshots=list(
             snapshots.exclude(state__in=PRESENT_STATES).order_by("-name")[:HISTORY_SNAPSHOTS]
         ),
-        snapshot_counts=count_by(snapshots, "state", SnapshotRecord.State),
+        snapshot_counts=row.snapshots,
     )

@@ -8,10 +8,10 @@ hosts, runs, snapshots or jobs (tests/web pin the counts), and none of them writ
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from pobsync_models.models import (
@@ -30,44 +30,71 @@ WORKER_STALE_AFTER = timedelta(seconds=180)  # the same default as `pobsync heal
 
 
 def _newest_run(**filters: object) -> QuerySet:
-    return BackupRun.objects.filter(host=OuterRef("pk"), **filters).order_by("-started_at", "-id")
+    # started_at alone: it matches the (host, -started_at) index exactly, while a second
+    # key (-id) makes SQLite sort each host's rows (runs of one host never start at the
+    # same instant: the host lock serialises them).
+    return BackupRun.objects.filter(host=OuterRef("pk"), **filters).order_by("-started_at")
 
 
-def annotate_hosts(hosts: QuerySet) -> QuerySet:
-    """Hosts with last run, last success, next run and snapshot figures as columns.
+_FINISHED = [o for o in BackupRun.Outcome.values if o != BackupRun.Outcome.RUNNING]
+_STATES = tuple(SnapshotRecord.State.values)
+# The Host columns a row of the overview shows; the JSON config columns stay unread.
+SUMMARY_FIELDS = ("id", "name", "address", "enabled", "created_at", "running_job_id")
 
-    Each is a correlated subquery answered from an index on (host, ...), so the cost per
-    host is a few index probes, not a scan of its history.
+
+def annotate_health(hosts: QuerySet) -> QuerySet:
+    """Hosts with what the health rule needs: last finished outcome and last success.
+
+    Each column is a correlated subquery answered from the (host, started_at) index, so
+    the cost per host is an index probe, not a scan of its history.
     """
-    finished = _newest_run(outcome__in=[o for o in BackupRun.Outcome if o != "running"])
     success = _newest_run(outcome__in=SUCCESS_OUTCOMES)
-    complete = SnapshotRecord.objects.filter(
-        host=OuterRef("pk"), state=SnapshotRecord.State.COMPLETE
-    )
-    next_run = Schedule.objects.filter(
-        host=OuterRef("pk"), enabled=True, next_run_at__isnull=False
-    ).order_by("next_run_at")
     return hosts.annotate(
-        last_outcome=Subquery(finished.values("outcome")[:1]),
-        last_run_at=Subquery(finished.values("started_at")[:1]),
-        last_message=Subquery(finished.values("message")[:1]),
+        last_outcome=Subquery(_newest_run(outcome__in=_FINISHED).values("outcome")[:1]),
         last_success_at=Subquery(
             success.annotate(at=Coalesce("finished_at", "started_at")).values("at")[:1]
         ),
-        next_run_at=Subquery(next_run.values("next_run_at")[:1]),
-        snapshot_count=Coalesce(
-            Subquery(complete.order_by().values("host").annotate(n=Count("pk")).values("n")[:1]),
-            0,
-        ),
-        newest_snapshot=Subquery(complete.order_by("-name").values("name")[:1]),
+    )
+
+
+def annotate_hosts(hosts: QuerySet) -> QuerySet:
+    """annotate_health() plus what a host's row shows: last run time and message, next
+    scheduled run, newest complete snapshot (index probes per host as well)."""
+    finished = _newest_run(outcome__in=_FINISHED)
+    # MIN() rather than ORDER BY next_run_at LIMIT 1: with the ORDER BY, MariaDB walked
+    # schedule_due_idx across every host's schedules for each host (70 ms per page).
+    next_run = (
+        Schedule.objects.filter(host=OuterRef("pk"), enabled=True)
+        .order_by()
+        .values("host")
+        .annotate(first=Min("next_run_at"))
+    )
+    newest = SnapshotRecord.objects.filter(
+        host=OuterRef("pk"), state=SnapshotRecord.State.COMPLETE
+    ).order_by("-name")
+    return annotate_health(hosts).annotate(
+        last_run_at=Subquery(finished.values("started_at")[:1]),
+        last_message=Subquery(finished.values("message")[:1]),
+        next_run_at=Subquery(next_run.values("first")[:1]),
+        newest_snapshot=Subquery(newest.values("name")[:1]),
     )
 
 
 @dataclass(frozen=True)
 class HostRow:
-    host: Host  # annotated by annotate_hosts()
+    host: Host | HostBrief  # a Host annotated by annotate_hosts() when `full`
     health: HostHealth
     schedules: tuple[tuple[str, str], ...]
+    snapshots: dict[str, int] | None = None  # state -> count when `full`
+
+    @property
+    def full(self) -> bool:
+        return self.snapshots is not None
+
+    @property
+    def snapshot_count(self) -> int:
+        """Complete snapshots: the ones a restore can use."""
+        return (self.snapshots or {}).get(SnapshotRecord.State.COMPLETE, 0)
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -87,9 +114,17 @@ def enabled_schedules(host_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
     return by_host
 
 
-def host_rows(hosts: QuerySet | list[Host], now: datetime) -> list[HostRow]:
-    """Evaluates annotated hosts (2 queries) and judges each with the health rule."""
-    hosts = list(hosts)
+def snapshot_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
+    """host id -> {state: count} with every state present, in one query (for a page of
+    hosts: the IN list keeps it to those hosts' index ranges)."""
+    counts = {pk: dict.fromkeys(_STATES, 0) for pk in host_ids}
+    query = SnapshotRecord.objects.order_by().filter(host_id__in=host_ids)
+    for host_id, state, n in query.values_list("host_id", "state").annotate(n=Count("pk")):
+        counts[host_id][state] = n
+    return counts
+
+
+def _judge(hosts: list[Host] | list[HostBrief], now: datetime) -> list[HostRow]:
     schedules = enabled_schedules([h.pk for h in hosts])
     rows = []
     for host in hosts:
@@ -105,11 +140,53 @@ def host_rows(hosts: QuerySet | list[Host], now: datetime) -> list[HostRow]:
     return rows
 
 
+def host_rows(hosts: QuerySet, now: datetime) -> list[HostRow]:
+    """Full rows for a page of hosts (at most a few hundred): 3 queries."""
+    hosts = list(annotate_hosts(hosts))
+    counts = snapshot_counts_by_host([h.pk for h in hosts])
+    return [replace(row, snapshots=counts[row.host.pk]) for row in _judge(hosts, now)]
+
+
+@dataclass(frozen=True, slots=True)
+class HostBrief:
+    """The columns the health rule and the sort need, read without building models
+    (measured: a third of the time of Host instances at 1,000 hosts)."""
+
+    pk: int
+    name: str
+    enabled: bool
+    created_at: datetime
+    running_job_id: int | None
+    last_outcome: str | None
+    last_success_at: datetime | None
+
+
 def all_host_rows(now: datetime) -> list[HostRow]:
-    """Every host, most urgent first: failing, overdue, warning, new, ok, disabled."""
-    rows = host_rows(annotate_hosts(Host.objects.all()), now)
+    """Every host judged, most urgent first (failing, overdue, warning, new, ok,
+    disabled); 2 queries. Rows carry a HostBrief: pass a page of them to fill_rows()."""
+    hosts = [
+        HostBrief(*values)
+        for values in annotate_health(Host.objects.order_by()).values_list(
+            "pk",
+            "name",
+            "enabled",
+            "created_at",
+            "running_job_id",
+            "last_outcome",
+            "last_success_at",
+        )
+    ]
+    rows = _judge(hosts, now)
     rows.sort(key=lambda row: row.sort_key)
     return rows
+
+
+def fill_rows(rows: list[HostRow]) -> list[HostRow]:
+    """The same rows, in the same order, `full`: 2 queries for the page."""
+    ids = [row.host.pk for row in rows]
+    full = {h.pk: h for h in annotate_hosts(Host.objects.only(*SUMMARY_FIELDS).filter(pk__in=ids))}
+    counts = snapshot_counts_by_host(ids)
+    return [replace(row, host=full[row.host.pk], snapshots=counts[row.host.pk]) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -147,7 +224,9 @@ def run_counts_since(since: datetime) -> dict[str, int]:
     return count_by(BackupRun.objects.filter(started_at__gte=since), "outcome", BackupRun.Outcome)
 
 
-def snapshot_counts() -> dict[str, int]:
+def snapshot_totals() -> dict[str, int]:
+    """{state: count} over all snapshot records: one GROUP BY over snapshot_state_idx
+    (13 ms on SQLite, 26 ms on MariaDB at 100,000 records)."""
     return count_by(SnapshotRecord.objects.all(), "state", SnapshotRecord.State)
 
 
@@ -171,7 +250,10 @@ def queue_counts(now: datetime) -> QueueCounts:
 
 def with_progress(jobs: QuerySet) -> QuerySet:
     """Jobs with their newest run's progress as columns (the runner writes it there)."""
-    run = BackupRun.objects.filter(job=OuterRef("pk")).order_by("-started_at", "-id")
+    # Newest by id, not started_at: a job has a handful of runs, and ordering by
+    # started_at would let the planner walk the global started_at index instead of
+    # the job's own rows (measured: 800 ms at 100,000 runs on SQLite).
+    run = BackupRun.objects.filter(job=OuterRef("pk")).order_by("-id")
     return jobs.select_related("host").annotate(
         run_id=Subquery(run.values("id")[:1]),
         run_started_at=Subquery(run.values("started_at")[:1]),

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import QuerySet
 from django.urls import reverse
 
+from pobsync_models.models import Host
 from pobsync_web.overview import HostRow
 
 
@@ -39,7 +41,8 @@ def host_summary(row: HostRow) -> dict[str, Any]:
         "last_run_at": iso(host.last_run_at),
         "last_success_at": iso(host.last_success_at),
         "next_run_at": iso(host.next_run_at),
-        "snapshot_count": host.snapshot_count,
+        "snapshot_count": row.snapshot_count,
+        "snapshot_counts": row.snapshots,
         "newest_snapshot": host.newest_snapshot,
         "running_job": host.running_job_id,
         "url": reverse("api:host-detail", args=[host.name]),
@@ -48,7 +51,7 @@ def host_summary(row: HostRow) -> dict[str, Any]:
 
 SNAPSHOT_FIELDS = (
     "id",
-    "host__name",
+    "host_id",
     "name",
     "state",
     "path",
@@ -66,8 +69,31 @@ SNAPSHOT_FIELDS = (
 )
 
 
+def with_host_names(rows: QuerySet) -> list[dict[str, Any]]:
+    """The rows (dicts from .values()), each with "host" set to its host's name in place
+    of "host_id".
+
+    Names come from one query on the page's host ids rather than a JOIN in the page
+    query: with the join, SQLite planned the runs page from the host table (measured
+    70 ms instead of 4 ms at 100,000 runs), and the count had to join too."""
+    out = list(rows)
+    names = dict(
+        Host.objects.filter(pk__in={row["host_id"] for row in out}).values_list("pk", "name")
+    )
+    for row in out:
+        row["host"] = names[row.pop("host_id")]
+    return out
+
+
+def _host_second(row: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The row in the documented field order: id, host, then the rest of `fields`."""
+    out = {"id": row["id"], "host": row["host"]}
+    out.update((key, row[key]) for key in fields if key not in ("id", "host_id"))
+    return out
+
+
 def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {key.replace("host__name", "host"): value for key, value in row.items()}
+    out = _host_second(row, SNAPSHOT_FIELDS)
     for key in ("started_at", "finished_at", "pruned_at"):
         out[key] = iso(out[key])
     return out
@@ -75,7 +101,7 @@ def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
 
 RUN_FIELDS = (
     "id",
-    "host__name",
+    "host_id",
     "job_id",
     "outcome",
     "started_at",
@@ -100,7 +126,7 @@ RUN_FIELDS = (
 def run(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
-        "host": row["host__name"],
+        "host": row["host"],
         "job": row["job_id"],
         "outcome": row["outcome"],
         "started_at": iso(row["started_at"]),
@@ -129,7 +155,7 @@ def run(row: Mapping[str, Any]) -> dict[str, Any]:
 
 JOB_FIELDS = (
     "id",
-    "host__name",
+    "host_id",
     "state",
     "trigger",
     "priority",
@@ -161,7 +187,7 @@ _JOB_TIMES = (
 
 def job(row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in row.items():
-        name = {"host__name": "host", "schedule_id": "schedule"}.get(key, key)
+    for key, value in _host_second(row, JOB_FIELDS).items():
+        name = {"schedule_id": "schedule"}.get(key, key)
         out[name] = iso(value) if key in _JOB_TIMES else value
     return out

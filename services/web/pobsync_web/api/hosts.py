@@ -10,7 +10,7 @@ from pobsync_web.access import api_require_safe, api_staff_required
 from pobsync_web.api import encode
 from pobsync_web.api.pages import paginate
 from pobsync_web.hostdetail import load_host_detail
-from pobsync_web.overview import annotate_hosts, host_rows
+from pobsync_web.overview import SUMMARY_FIELDS, host_rows
 
 
 @api_require_safe
@@ -18,9 +18,10 @@ from pobsync_web.overview import annotate_hosts, host_rows
 def host_list(request: HttpRequest) -> JsonResponse:
     """Hosts by name, each with its health (one page: 3 queries besides the session)."""
     now = timezone.now()
-    hosts = annotate_hosts(Host.objects.order_by("name"))
-    body = paginate(request, hosts, lambda host: host)
-    body["results"] = [encode.host_summary(row) for row in host_rows(body["results"], now)]
+    hosts = Host.objects.only(*SUMMARY_FIELDS).order_by("name")
+    body = paginate(request, hosts.values_list("pk", flat=True), lambda pk: pk)
+    page = hosts.filter(pk__in=body["results"])
+    body["results"] = [encode.host_summary(row) for row in host_rows(page, now)]
     return JsonResponse(body)
 
 
@@ -45,8 +46,8 @@ def _running(job: BackupJob | None) -> dict[str, Any] | None:
 
 
 def _run_row(run: BackupRun, host: Host) -> dict[str, Any]:
-    row = {f: getattr(run, f) for f in encode.RUN_FIELDS if f != "host__name"}
-    return encode.run({**row, "host__name": host.name})
+    row = {f: getattr(run, f) for f in encode.RUN_FIELDS if f != "host_id"}
+    return encode.run({**row, "host": host.name})
 
 
 @api_require_safe

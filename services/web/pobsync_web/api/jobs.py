@@ -18,4 +18,11 @@ def job_list(request: HttpRequest) -> JsonResponse:
     if host is not None:
         rows = rows.filter(host_id=host.pk)
     rows = choice_param(request, rows, "state", BackupJob.State.values)
-    return JsonResponse(paginate(request, rows.values(*encode.JOB_FIELDS), encode.job))
+    return JsonResponse(
+        paginate(
+            request,
+            rows,
+            encode.job,
+            lambda page: encode.with_host_names(page.values(*encode.JOB_FIELDS)),
+        )
+    )

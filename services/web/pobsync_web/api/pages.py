@@ -6,7 +6,7 @@ relative URLs keeping the other query parameters, or null.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -36,9 +36,11 @@ def _link(request: HttpRequest, page: int) -> str:
 def paginate(
     request: HttpRequest,
     rows: QuerySet,
-    encode: Callable[[Mapping[str, Any]], dict[str, Any]],
+    encode: Callable[[Any], Any],
+    load: Callable[[QuerySet], list[Any]] = list,
 ) -> dict[str, Any]:
-    """One page of `rows` (already filtered and ordered), in two queries: count, slice."""
+    """One page of `rows` (filtered and ordered, without joins: the count must stay an
+    index count), in two queries, count and slice, plus what `load` adds."""
     page = _positive_int(request, "page", 1)
     size = min(_positive_int(request, "page_size", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
     count = rows.count()
@@ -52,5 +54,5 @@ def paginate(
         "page_size": size,
         "next": _link(request, page + 1) if page < last_page else None,
         "previous": _link(request, page - 1) if page > 1 else None,
-        "results": [encode(row) for row in rows[start : start + size]],
+        "results": [encode(row) for row in load(rows[start : start + size])],
     }

@@ -24,4 +24,11 @@ def snapshot_list(request: HttpRequest) -> JsonResponse:
     else:
         rows = rows.order_by("-id")
     rows = choice_param(request, rows, "state", SnapshotRecord.State.values)
-    return JsonResponse(paginate(request, rows.values(*encode.SNAPSHOT_FIELDS), encode.snapshot))
+    return JsonResponse(
+        paginate(
+            request,
+            rows,
+            encode.snapshot,
+            lambda page: encode.with_host_names(page.values(*encode.SNAPSHOT_FIELDS)),
+        )
+    )

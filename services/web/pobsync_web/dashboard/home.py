@@ -5,18 +5,20 @@ from datetime import timedelta
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from pobsync_web.access import staff_required
 from pobsync_web.overview import (
     all_host_rows,
+    fill_rows,
     host_counts,
     queue_counts,
     queued_jobs,
     run_counts_since,
     running_jobs,
-    snapshot_counts,
+    snapshot_totals,
     upcoming_schedules,
     worker_summaries,
 )
@@ -33,13 +35,16 @@ def index(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     rows = all_host_rows(now)
     page = Paginator(rows, HOSTS_PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = fill_rows(list(page.object_list))  # details for the shown rows only
     ctx = {
         "nav": "dashboard",
         "now": now,
         "hosts": host_counts(rows),
         "page": page,
+        # One reverse() instead of one per row (host names are slugs; see the test).
+        "host_url": reverse("dashboard:host-detail", args=["x"])[: -len("x/")],
         "runs_24h": run_counts_since(now - timedelta(hours=24)),
-        "snapshots": snapshot_counts(),
+        "snapshots": snapshot_totals(),
         "queue": queue_counts(now),
         "running": list(running_jobs()),
         "queued": list(queued_jobs()[:QUEUED_PREVIEW]),
