@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# bench/queue.py would shadow the standard library's `queue` (imported by Django via
+# asgiref): put the repository root, not this folder, on the path.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if p not in ("", str(ROOT / "bench"))]
 
 PROBE = "h00500"
 # route -> (p95 target in ms, baseline SQL: the same rows by a plain indexed SELECT)
