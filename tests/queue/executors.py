@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, Host
+from pobsync_models.run_status import record_finished_run
 
 
 def _run(host: Host, job: BackupJob | None, worker_id: str, seconds: float, stop) -> BackupRun:
@@ -22,7 +23,7 @@ def _run(host: Host, job: BackupJob | None, worker_id: str, seconds: float, stop
         if stop is not None and stop.wait(min(left, 0.2)):
             outcome = BackupRun.Outcome.CANCELLED
             break
-    return BackupRun.objects.create(
+    run = BackupRun.objects.create(
         host=host,
         job=job,
         outcome=outcome,
@@ -31,6 +32,8 @@ def _run(host: Host, job: BackupJob | None, worker_id: str, seconds: float, stop
         worker_id=worker_id,
         message="stopped" if outcome == BackupRun.Outcome.CANCELLED else "",
     )
+    record_finished_run(run)  # as the engine's _finish does
+    return run
 
 
 def short(host: Host, *, job=None, prune=False, stop=None, worker_id="", **kw) -> BackupRun:

@@ -17,6 +17,7 @@ from pobsync_models.models import (
     Schedule,
     SnapshotRecord,
 )
+from pobsync_models.run_status import record_finished_run
 from pobsync_models.specs import SnapshotName
 
 _seq = count(1)
@@ -51,7 +52,9 @@ def make_run(
 ) -> BackupRun:
     started = started_at or timezone.now() - timedelta(hours=1)
     kw.setdefault("finished_at", started + timedelta(minutes=5))
-    return BackupRun.objects.create(host=host, outcome=outcome, started_at=started, **kw)
+    run = BackupRun.objects.create(host=host, outcome=outcome, started_at=started, **kw)
+    record_finished_run(run)  # as the engine does when it finishes a run
+    return run
 
 
 def make_snapshot(

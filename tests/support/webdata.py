@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pobsync_models.models import BackupJob, BackupRun, Host, SnapshotRecord, WorkerProcess
+from pobsync_models.run_status import backfill_run_status
 from tests.support.factories import (
     make_config,
     make_host,
@@ -231,6 +232,7 @@ def seed_many(
         if i % 20 == 0:
             jobs.append(BackupJob(host=host, run_after=now, trigger="schedule"))
     BackupRun.objects.bulk_create(runs, batch_size=2000)
+    backfill_run_status()  # bulk_create skips the engine's record_finished_run()
     SnapshotRecord.objects.bulk_create(snaps, batch_size=2000)
     BackupJob.objects.bulk_create(jobs, batch_size=500)
     return made

@@ -14,10 +14,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
+from pobsync_models.run_status import fail_running_runs, record_finished_run
 from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
@@ -86,10 +87,10 @@ def _locked_backup(
 ) -> BackupRun:
     started = timezone.now()
     # We hold the host's lock, so any run still marked running died with its process.
-    BackupRun.objects.filter(host=host, outcome=Outcome.RUNNING).update(
-        outcome=Outcome.FAILED,
+    fail_running_runs(
+        BackupRun.objects.filter(host=host),
+        "interrupted: the process running this backup stopped before it finished",
         finished_at=started,
-        message="interrupted: the process running this backup stopped before it finished",
     )
     run = BackupRun.objects.create(
         host=host, job=job, outcome=Outcome.RUNNING, started_at=started, worker_id=worker_id
@@ -217,7 +218,14 @@ def _finish(run: BackupRun, outcome: str, message: str, log_tail: str = "") -> B
     run.finished_at = timezone.now()
     run.message = message
     run.log_tail = log_tail
-    _db(run.save)
+
+    def write() -> None:
+        # Host row first, then the run: the queue's lock order (host, then job, then run).
+        with transaction.atomic():
+            record_finished_run(run)
+            run.save()
+
+    _db(write)
     return run
 
 

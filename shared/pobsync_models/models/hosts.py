@@ -22,6 +22,10 @@ class Host(RetentionFields):
 
     `running_job` + `lease_token` are the per-host mutex of the job queue: a runner owns
     the host while running_job is set (see pobsync_models.queue).
+
+    `last_run_outcome`, `last_run_at`, `last_success_at` denormalise the host's run
+    history so the dashboard judges every host with one scan of this table; only
+    pobsync_models.run_status writes them, with conditional UPDATEs of those columns.
     """
 
     name = models.CharField(max_length=HOST_NAME_MAX, unique=True, validators=[validate_host_name])
@@ -54,6 +58,22 @@ class Host(RetentionFields):
     )
     lease_token = models.CharField(max_length=64, blank=True, editable=False)
 
+    last_run_outcome = models.CharField(
+        max_length=16,
+        blank=True,
+        editable=False,
+        help_text="Outcome of the newest finished run (blank: none finished yet).",
+    )
+    last_run_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When that run started."
+    )
+    last_success_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the newest run with outcome success or warning finished.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,3 +82,8 @@ class Host(RetentionFields):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def last_outcome(self) -> str | None:
+        """The newest finished run's outcome, None when none finished yet."""
+        return self.last_run_outcome or None
