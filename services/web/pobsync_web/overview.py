@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 
 from pobsync_models.models import (
     BackupJob,
@@ -22,45 +21,35 @@ from pobsync_models.models import (
     SnapshotRecord,
     WorkerProcess,
 )
-from pobsync_models.status import SUCCESS_OUTCOMES, HostFacts, HostHealth, host_health
+from pobsync_models.run_status import FINISHED_OUTCOMES
+from pobsync_models.status import HostFacts, HostHealth, host_health
 
 # Beyond this many ids an IN list is larger than loading every enabled schedule.
 _IN_LIST_LIMIT = 500
 WORKER_STALE_AFTER = timedelta(seconds=180)  # the same default as `pobsync health`
-
-
-def _newest_run(**filters: object) -> QuerySet:
-    # started_at alone: it matches the (host, -started_at) index exactly, while a second
-    # key (-id) makes SQLite sort each host's rows (runs of one host never start at the
-    # same instant: the host lock serialises them).
-    return BackupRun.objects.filter(host=OuterRef("pk"), **filters).order_by("-started_at")
-
-
-_FINISHED = [o for o in BackupRun.Outcome.values if o != BackupRun.Outcome.RUNNING]
 _STATES = tuple(SnapshotRecord.State.values)
+# The run status the health rule reads, denormalised on Host (pobsync_models.run_status).
+HEALTH_FIELDS = ("last_run_outcome", "last_run_at", "last_success_at")
 # The Host columns a row of the overview shows; the JSON config columns stay unread.
-SUMMARY_FIELDS = ("id", "name", "address", "enabled", "created_at", "running_job_id")
-
-
-def annotate_health(hosts: QuerySet) -> QuerySet:
-    """Hosts with what the health rule needs: last finished outcome and last success.
-
-    Each column is a correlated subquery answered from the (host, started_at) index, so
-    the cost per host is an index probe, not a scan of its history.
-    """
-    success = _newest_run(outcome__in=SUCCESS_OUTCOMES)
-    return hosts.annotate(
-        last_outcome=Subquery(_newest_run(outcome__in=_FINISHED).values("outcome")[:1]),
-        last_success_at=Subquery(
-            success.annotate(at=Coalesce("finished_at", "started_at")).values("at")[:1]
-        ),
-    )
+SUMMARY_FIELDS = (
+    "id",
+    "name",
+    "address",
+    "enabled",
+    "created_at",
+    "running_job_id",
+    *HEALTH_FIELDS,
+)
 
 
 def annotate_hosts(hosts: QuerySet) -> QuerySet:
-    """annotate_health() plus what a host's row shows: last run time and message, next
-    scheduled run, newest complete snapshot (index probes per host as well)."""
-    finished = _newest_run(outcome__in=_FINISHED)
+    """Hosts with what a host's row shows besides the Host columns (the run status is
+    on the row itself: pobsync_models.run_status): the newest finished run's message,
+    next scheduled run, newest complete snapshot (index probes per host)."""
+    # The run recorded as the host's last one: an equality probe of (host, started_at).
+    last = BackupRun.objects.filter(
+        host=OuterRef("pk"), started_at=OuterRef("last_run_at"), outcome__in=FINISHED_OUTCOMES
+    )
     # MIN() rather than ORDER BY next_run_at LIMIT 1: with the ORDER BY, MariaDB walked
     # schedule_due_idx across every host's schedules for each host (70 ms per page).
     next_run = (
@@ -72,9 +61,8 @@ def annotate_hosts(hosts: QuerySet) -> QuerySet:
     newest = SnapshotRecord.objects.filter(
         host=OuterRef("pk"), state=SnapshotRecord.State.COMPLETE
     ).order_by("-name")
-    return annotate_health(hosts).annotate(
-        last_run_at=Subquery(finished.values("started_at")[:1]),
-        last_message=Subquery(finished.values("message")[:1]),
+    return hosts.annotate(
+        last_message=Subquery(last.values("message")[:1]),
         next_run_at=Subquery(next_run.values("first")[:1]),
         newest_snapshot=Subquery(newest.values("name")[:1]),
     )
@@ -132,7 +120,7 @@ def _judge(hosts: list[Host] | list[HostBrief], now: datetime) -> list[HostRow]:
         facts = HostFacts(
             enabled=host.enabled,
             created_at=host.created_at,
-            last_outcome=host.last_outcome,
+            last_outcome=host.last_run_outcome or None,
             last_success_at=host.last_success_at,
             schedules=own,
         )
@@ -157,22 +145,27 @@ class HostBrief:
     enabled: bool
     created_at: datetime
     running_job_id: int | None
-    last_outcome: str | None
+    last_run_outcome: str  # blank: no finished run yet
     last_success_at: datetime | None
+
+    @property
+    def last_outcome(self) -> str | None:
+        return self.last_run_outcome or None
 
 
 def all_host_rows(now: datetime) -> list[HostRow]:
     """Every host judged, most urgent first (failing, overdue, warning, new, ok,
-    disabled); 2 queries. Rows carry a HostBrief: pass a page of them to fill_rows()."""
+    disabled); 2 queries, the first a plain scan of Host. Rows carry a HostBrief: pass a
+    page of them to fill_rows()."""
     hosts = [
         HostBrief(*values)
-        for values in annotate_health(Host.objects.order_by()).values_list(
+        for values in Host.objects.order_by().values_list(
             "pk",
             "name",
             "enabled",
             "created_at",
             "running_job_id",
-            "last_outcome",
+            "last_run_outcome",
             "last_success_at",
         )
     ]
