@@ -55,9 +55,26 @@ class HostAdmin(admin.ModelAdmin):
     list_display = ("name", "address", "ssh_user", "ssh_port", "enabled", "running_job")
     list_filter = ("enabled",)
     search_fields = ("name", "address")
-    readonly_fields = ("running_job", "lease_token", "created_at", "updated_at")
+    readonly_fields = (
+        "running_job",
+        "lease_token",
+        "last_run_outcome",
+        "last_run_at",
+        "last_success_at",
+        "created_at",
+        "updated_at",
+    )
     inlines = [ScheduleInline]
     actions = ["enqueue_backup", "enqueue_backup_and_prune"]
+
+    def save_model(self, request: HttpRequest, obj: Host, form: Any, change: bool) -> None:
+        """Write only the edited fields: a whole-row save would put back the stale
+        queue mutex and run status read when the form was loaded (runners and
+        pobsync_models.run_status write those columns concurrently)."""
+        if not change:
+            obj.save()
+        elif form.changed_data:
+            obj.save(update_fields=[*form.changed_data, "updated_at"])
 
     def _enqueue(self, request: HttpRequest, hosts: QuerySet, *, prune: bool) -> None:
         from pobsync_models.queue import enqueue

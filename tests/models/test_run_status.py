@@ -156,3 +156,25 @@ def test_it_backfills_from_the_run_history_as_the_old_subqueries_did():
     assert status(hosts[1]) == ("warning", T0 + timedelta(hours=2), T0 + timedelta(hours=2))
     assert status(hosts[2]) == ("cancelled", T0 + timedelta(hours=1), None)
     assert status(hosts[3]) == ("", None, None)
+
+
+def test_the_host_admin_saves_only_the_edited_fields():
+    from types import SimpleNamespace
+
+    from django.contrib import admin
+
+    from pobsync_models.admin import HostAdmin
+
+    host = make_host(address="127.0.0.1")
+    stale = Host.objects.get(pk=host.pk)  # the admin form loaded it before the run ended
+    run(host, "success", 1)
+    Host.objects.filter(pk=host.pk).update(lease_token="runner-token")
+    stale.address = "127.0.0.2"
+    HostAdmin(Host, admin.site).save_model(
+        None, stale, SimpleNamespace(changed_data=["address"]), change=True
+    )
+    assert Host.objects.values_list("address", "lease_token").get(pk=host.pk) == (
+        "127.0.0.2",
+        "runner-token",
+    )
+    assert status(host)[0] == "success"
