@@ -9,6 +9,8 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from pobsync_models.units import format_bytes
+
 register = template.Library()
 
 _UNITS = ((86400 * 365, "y"), (86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
@@ -67,14 +69,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime | None 
 @register.filter
 def size(value: int | None) -> str:
     """Bytes in binary units: 0 B, 512 B, 1.5 KiB, 23.4 GiB."""
-    if value is None:
-        return ""
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{int(amount)} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return ""  # pragma: no cover
+    return "" if value is None else format_bytes(value)
 
 
 _BADGE_TEXT = {"ok": "OK", "new": "new", "success": "success"}
