@@ -16,6 +16,10 @@ Invariants:
 - Disabled schedules are not read; a due schedule of a disabled host advances without a
   job, so enabling the host later does not fire a catch-up.
 - next_run_at NULL (new, edited, imported from YAML) is computed here from `now`.
+- A cron that never fires (31 February; the model validator refuses it, but a row can
+  predate that or bypass it) is reported once in TickResult.broken and parked with
+  next_run_at NULL; the caller passes what it was told back as `known_broken`, and
+  such a schedule is skipped silently until its cron or time zone is edited.
 
 Speed (bench/queue.py: 10,000 schedules all due at once): due times are computed once
 per distinct (cron, timezone[, next_run_at]) in a tick; schedules are read as plain
@@ -27,7 +31,7 @@ queued job, one multi-row INSERT).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -53,7 +57,8 @@ class TickResult:
     coalesced: int = 0  # the host already had a queued job
     host_disabled: int = 0
     raced: int = 0  # another scheduler advanced the schedule first
-    broken: list[int] = field(default_factory=list)  # schedules whose cron never fires
+    # schedules found this tick whose cron never fires: pk -> (cron, timezone)
+    broken: dict[int, tuple[str, str]] = field(default_factory=dict)
     more: bool = False  # more due schedules than one tick's limit
 
     def summary(self) -> str:
@@ -112,7 +117,9 @@ class _Plans:
         return self.cache[key]  # type: ignore[return-value]
 
 
-def _initialise(plans: _Plans, result: TickResult, limit: int) -> None:
+def _initialise(
+    plans: _Plans, result: TickResult, limit: int, known_broken: Mapping[int, tuple[str, str]]
+) -> None:
     rows = list(
         Schedule.objects.filter(enabled=True, next_run_at__isnull=True).values_list(
             "pk", "cron", "timezone"
@@ -121,9 +128,11 @@ def _initialise(plans: _Plans, result: TickResult, limit: int) -> None:
     for start in range(0, len(rows), CHUNK):
         groups: dict[datetime, list[int]] = {}
         for pk, cron, tz in rows[start : start + CHUNK]:
+            if known_broken.get(pk) == (cron, tz):
+                continue  # reported before and not edited since
             when = plans.next_after(cron, tz)
             if when is None:
-                result.broken.append(pk)
+                result.broken[pk] = (cron, tz)
             else:
                 groups.setdefault(when, []).append(pk)
 
@@ -304,11 +313,32 @@ def _enqueue_chunk(jobs: JobRows, chunk: list[tuple[Due, SchedulePlan]]) -> dict
     return outcomes
 
 
-def tick(now: datetime, *, limit: int = 20000) -> TickResult:
-    """Initialise NULL next_run_at values, then enqueue every due slot (up to limit)."""
+def _park(broken: list[Due]) -> None:
+    """next_run_at NULL for due schedules whose cron never fires, so that they leave the
+    due query (which they would otherwise head on every tick); conditional on the value
+    read, like every advance."""
+    with transaction.atomic():
+        for schedule in broken:
+            Schedule.objects.filter(pk=schedule.pk, next_run_at=schedule.next_run_at).update(
+                next_run_at=None
+            )
+
+
+def tick(
+    now: datetime,
+    *,
+    limit: int = 20000,
+    known_broken: Mapping[int, tuple[str, str]] | None = None,
+) -> TickResult:
+    """Initialise NULL next_run_at values, then enqueue every due slot (up to limit).
+
+    known_broken: never-firing schedules already reported (a previous TickResult.broken),
+    skipped without being reported again while their (cron, timezone) is unchanged.
+    """
     result = TickResult()
     plans = _Plans(now)
-    _initialise(plans, result, limit)
+    known_broken = known_broken or {}
+    _initialise(plans, result, limit, known_broken)
     due = [
         Due(*row)
         for row in Schedule.objects.filter(enabled=True, next_run_at__lte=now)
@@ -317,13 +347,17 @@ def tick(now: datetime, *, limit: int = 20000) -> TickResult:
     ]
     if len(due) == limit:
         result.more = True
-    decided = []
+    decided, broken = [], []
     for schedule in due:
         answer = plans.plan(schedule.cron, schedule.timezone, schedule.next_run_at)
-        if answer is None:
-            result.broken.append(schedule.pk)
-        else:
+        if answer is not None:
             decided.append((schedule, answer))
+            continue
+        broken.append(schedule)
+        if known_broken.get(schedule.pk) != (schedule.cron, schedule.timezone):
+            result.broken[schedule.pk] = (schedule.cron, schedule.timezone)
+    if broken:
+        retrying(lambda: _park(broken))
     if not decided:
         return result
     jobs = JobRows()
