@@ -13,7 +13,8 @@ I2  Every write by a lease holder (heartbeat, finish, requeue) is conditioned on
     fenced and must stop rsync and write nothing (the runner does both).
 I3  Lock order is always host row, then job row. Claim takes the host row first
     (SELECT ... FOR UPDATE SKIP LOCKED where supported, then a conditional UPDATE), then
-    the job row; finish, requeue and reap update host then job.
+    the job row; finish, requeue and reap update host then job (reap then the job's
+    BackupRun, a row no claim locks).
 I4  Lease times come from the database clock (Now()), never from a runner's clock.
 I5  Transient lock errors (MariaDB 1213 deadlock, 1205 lock wait timeout, SQLite
     "database is locked") are retried with jittered exponential backoff, each retry a
@@ -38,7 +39,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from pobsync_models.models import BackupJob, GlobalConfig, Host
+from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
 
 log = logging.getLogger("pobsync.queue")
 
@@ -48,6 +49,7 @@ PRIORITY_SCHEDULE = 5
 CLAIM_BATCH = 20  # candidates read per claim round
 CLAIM_ROUNDS = 3  # re-read candidates when every one of a batch was taken by others
 
+RUNNER_LOST = "runner lost: lease expired"  # the message on a reaped job's BackupRun
 RETRYABLE_MYSQL_CODES = frozenset({1205, 1213})
 T = TypeVar("T")
 
@@ -356,6 +358,11 @@ def _reap_one(job: dict) -> str | None:
             ).update(lease_token="", lease_expires_at=None, **fields)
             if reaped != 1:  # renewed or finished meanwhile
                 raise _LostRaceError
+            # The engine's run for this attempt died with its runner: say so now, not
+            # when (if ever) the next run of this host starts.
+            BackupRun.objects.filter(job_id=job["id"], outcome=BackupRun.Outcome.RUNNING).update(
+                outcome=BackupRun.Outcome.FAILED, finished_at=Now(), message=RUNNER_LOST
+            )
     except _LostRaceError:
         return None
     return result
@@ -364,7 +371,8 @@ def _reap_one(job: dict) -> str | None:
 def reap(*, limit: int = 100) -> ReapResult:
     """Take back expired leases: the job goes back to queued while attempts remain,
     else failed "lease expired" (cancelled if a cancel was pending); the host is freed
-    in the same transaction, conditioned on the token. Also frees a host row whose
+    and the job's BackupRun still marked running becomes failed (RUNNER_LOST) in the
+    same transaction, conditioned on the token. Also frees a host row whose
     running_job is not running (left by hand edits), which would block it for ever."""
     expired = retrying(
         lambda: list(
