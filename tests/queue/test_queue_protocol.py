@@ -213,3 +213,10 @@ def test_it_leaves_the_run_of_a_live_lease_running():
     assert reap().total == 0
     run.refresh_from_db()
     assert run.outcome == BackupRun.Outcome.RUNNING
+
+
+def test_it_beats_in_one_statement_while_no_cancel_is_pending(django_assert_num_queries):
+    make_job(make_host())
+    lease = claim("w:1")
+    with django_assert_num_queries(1):
+        assert heartbeat(lease) is Beat.OK
