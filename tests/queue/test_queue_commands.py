@@ -124,6 +124,7 @@ def test_it_reports_health_of_a_process_on_this_machine():
         run("health", "--kind", "runner")
 
 
+@pytest.mark.django_db(transaction=True)  # the daemon closes connections between passes
 def test_it_runs_one_scheduler_pass_and_deregisters():
     make_schedule(make_host("web1"), "15 2 * * *", next_run_at=timezone.now())
     out = run("scheduler", "--once", "--now", timezone.now().isoformat())
