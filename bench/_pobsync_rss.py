@@ -11,7 +11,10 @@ import os
 import resource
 import sys
 
-from pobsync_models.cli import main
+# bench/queue.py would shadow the standard library's `queue` (imported by Django).
+sys.path[:] = [p for p in sys.path if p not in ("", os.path.dirname(os.path.abspath(__file__)))]
+
+from pobsync_models.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     code = main(sys.argv[1:])

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# bench/queue.py would shadow the standard library's `queue` (imported by Django via
+# asgiref): put the repository root, not this folder, on the path.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 BIN = Path(sys.executable).parent
 
 

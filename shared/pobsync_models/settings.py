@@ -19,7 +19,6 @@ from pobsync_models.env import env_bool, env_int, env_list, env_secret, env_str
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 POBSYNC_HOME = Path(env_str("POBSYNC_HOME", str(BASE_DIR / "var"))).resolve()
-POBSYNC_DEFAULT_BACKUP_ROOT = env_str("POBSYNC_BACKUP_ROOT", "")
 POBSYNC_SSH_DIR = Path(env_str("POBSYNC_SSH_DIR", str(POBSYNC_HOME / "ssh")))
 
 DEBUG = env_bool("POBSYNC_DEBUG", False)

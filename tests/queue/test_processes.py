@@ -116,9 +116,9 @@ def test_it_cancels_a_running_job_within_one_heartbeat(procdb, tmp_path):
     assert runner.wait(10) == 0
 
 
-def test_it_writes_the_result_after_the_server_closed_an_idle_connection(procdb, tmp_path):
-    if procdb.vendor != "mariadb":
-        pytest.skip("wait_timeout is a MariaDB server setting")
+@pytest.mark.mariadb
+def test_it_writes_the_result_after_the_server_closed_an_idle_connection(mariadb_procdb):
+    procdb = mariadb_procdb  # wait_timeout is a MariaDB server setting
     procdb.tool("seed_jobs", hosts=1, jobs=1)
     runner = procdb.pobsync(
         "runner", "--once", POBSYNC_RUNNER_EXECUTOR="tests.queue.executors.idle_disconnect"
@@ -128,9 +128,9 @@ def test_it_writes_the_result_after_the_server_closed_an_idle_connection(procdb,
     assert job["state"] == "succeeded", runner.stdout + runner.stderr
 
 
-def test_it_claims_through_the_claim_index_on_mariadb(procdb):
-    if procdb.vendor != "mariadb":
-        pytest.skip("EXPLAIN output is checked on MariaDB")
+@pytest.mark.mariadb
+def test_it_claims_through_the_claim_index_on_mariadb(mariadb_procdb):
+    procdb = mariadb_procdb
     procdb.tool("seed_jobs", hosts=500, jobs=3000)  # many free hosts: tempts a host-first plan
     procdb.tool("finish_all")
     procdb.tool("seed_jobs", hosts=500, jobs=5000, prefix="r")

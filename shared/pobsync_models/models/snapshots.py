@@ -47,6 +47,8 @@ class SnapshotRecord(models.Model):
         ]
         indexes = [
             models.Index(fields=["host", "state", "-name"], name="snapshot_host_state_idx"),
+            # The dashboard's totals by state: a range per state instead of a full scan.
+            models.Index(fields=["state"], name="snapshot_state_idx"),
         ]
 
     def __str__(self) -> str:

@@ -8,19 +8,13 @@ from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
 from pobsync_models.models import BackupRun
+from pobsync_models.units import format_bytes
 from pobsync_runner.backup import BackupError, run_backup
 from pobsync_runner.rsync_output import Progress
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+    return "?" if n is None else format_bytes(n)
 
 
 class Command(PobsyncCommand):

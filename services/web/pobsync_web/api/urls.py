@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from pobsync_web.api import hosts, index, jobs, runs, snapshots, status
+
+app_name = "api"
+
+urlpatterns = [
+    path("", index.index, name="index"),
+    path("status/", status.status, name="status"),
+    path("hosts/", hosts.host_list, name="hosts"),
+    path("hosts/<str:name>/", hosts.host_detail, name="host-detail"),
+    path("snapshots/", snapshots.snapshot_list, name="snapshots"),
+    path("runs/", runs.run_list, name="runs"),
+    path("jobs/", jobs.job_list, name="jobs"),
+]

@@ -1,0 +1,1 @@
+"""The staff-only, read-only dashboard (docs/dashboard.md): one module per page."""

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pytest_django.asserts import assertContains, assertNotContains
+
+from tests.support.factories import make_host
+from tests.web.guards import assert_page_guarded
+
+URL = "/dashboard/"
+
+
+def test_it_is_staff_only_and_read_only(anon_client, user_client, staff_client):
+    assert_page_guarded(URL, anon_client, user_client, staff_client)
+
+
+def test_it_puts_failing_and_overdue_hosts_first(staff_client, demo):
+    response = staff_client.get(URL)
+    rows = [row.host.name for row in response.context["page"]]
+    assert rows[:2] == ["db1", "mail"]
+    assert rows[-1] == "old-nas"
+    assertContains(response, '<span class="badge b-failing">failing</span>')
+    assertContains(response, '<span class="badge b-overdue">overdue</span>')
+    assertContains(response, "rsync exited with code 255 (ssh connection failed)")
+
+
+def test_it_summarises_hosts_runs_snapshots_queue_and_processes(staff_client, demo):
+    response = staff_client.get(URL)
+    ctx = response.context
+    assert (ctx["hosts"].total, ctx["hosts"].failing, ctx["hosts"].overdue) == (7, 1, 1)
+    assert ctx["runs_24h"]["failed"] == 1 and ctx["runs_24h"]["warning"] == 1
+    assert ctx["snapshots"] == {"complete": 20, "partial": 1, "pruned": 1, "missing": 0}
+    assert (ctx["queue"].queued, ctx["queue"].running) == (3, 1)
+    assertContains(response, "63%")  # the running backup's progress
+    assertContains(response, 'id="auto-refresh"')
+    assertContains(response, 'href="/admin/"')  # and the admin's "View site" comes back
+
+
+def test_it_shows_ages_with_the_exact_utc_time_on_hover(staff_client, demo):
+    response = staff_client.get(URL)
+    assertContains(response, "h ago</time>")
+    assertContains(response, ' UTC">')
+
+
+def test_it_pages_the_host_table_past_a_hundred_hosts(staff_client, db):
+    for i in range(105):
+        make_host(f"bulk{i:03d}")
+    first = staff_client.get(URL)
+    assertContains(first, "page 1 of 2")
+    assertNotContains(first, ">bulk104<")
+    assertContains(staff_client.get(URL, {"page": 2}), ">bulk104<")
+
+
+def test_it_explains_what_to_do_without_hosts(staff_client):
+    assertContains(staff_client.get(URL), "pobsync configure-host")
+
+
+def test_the_admin_links_to_the_dashboard(staff_client):
+    assertContains(staff_client.get("/admin/"), 'href="/dashboard/"')
+
+
+def test_the_site_root_leads_to_the_dashboard(anon_client):
+    response = anon_client.get("/")
+    assert response.status_code == 302 and response["Location"] == URL
