@@ -77,6 +77,7 @@ class GlobalConfig(RetentionFields):
 
 # Defaults for a fresh GlobalConfig: the 3 newest snapshots whatever their age (so a
 # second manual backup on the same day does not prune the first), a week of dailies, a
-# month of weeklies, half a year of monthlies. Applied by configure-global on creation (documented in
-# docs/retention.md); the model columns stay NULL-able so "unset" is representable.
+# month of weeklies, half a year of monthlies. Applied by configure-global on creation
+# (documented in docs/retention.md); the model columns stay NULL-able so "unset" is
+# representable.
 DEFAULT_RETENTION = {"keep_last": 3, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}
