@@ -5,7 +5,8 @@ where the runner stops rsync); work happens in process_one() -> bool ("did work,
 at once"); between passes it sleeps in 1-second slices so a signal is honoured within a
 second; close_old_connections() runs before every pass (idle MariaDB connections die
 during long waits); the process registry row (worker id "hostname:pid") is upserted each
-pass and deleted on clean exit.
+pass and deleted on clean exit. DaemonCommand is the management command around it
+(`--loop` / `--once` / `--interval`), shared by `pobsync scheduler` and `pobsync runner`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from pobsync_models import registry
+from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand
 
 log = logging.getLogger("pobsync.daemon")
 
@@ -106,3 +109,47 @@ class Daemon:
             registry.forget(self.worker_id)
         except DatabaseError as exc:
             log.warning("could not remove %s from the registry: %s", self.worker_id, exc)
+
+
+class DaemonCommand(PobsyncCommand):
+    """`pobsync <kind> --loop | --once [--interval S]`: builds a Daemon and runs it.
+
+    Subclasses set default_interval, interval_help and once_help, add their own options
+    in add_daemon_arguments(), and build the daemon in make_daemon(opts, say) (where they
+    also refuse bad option combinations with CommandError).
+    """
+
+    cli_group = GROUP_QUEUE
+    default_interval: float = 60.0
+    interval_help = "seconds between passes"
+    once_help = "one pass, then exit"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        mode = parser.add_mutually_exclusive_group(required=True)
+        mode.add_argument("--loop", action="store_true", help="run until SIGTERM/SIGINT")
+        mode.add_argument("--once", action="store_true", help=self.once_help)
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=self.default_interval,
+            help=f"{self.interval_help} (default {self.default_interval:g})",
+        )
+        self.add_daemon_arguments(parser)
+
+    def add_daemon_arguments(self, parser: CommandParser) -> None:
+        """Options of this daemon only."""
+
+    def make_daemon(self, opts: dict[str, Any]) -> Daemon:
+        raise NotImplementedError
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["interval"] <= 0:
+            raise CommandError("--interval must be positive")
+        daemon = self.make_daemon(opts)
+        self.say(f"{daemon.kind} {daemon.worker_id} started")
+        daemon.run(once=opts["once"])
+        self.say(f"{daemon.kind} {daemon.worker_id} stopped")
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text)
+        self.stdout.flush()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.core.exceptions import ValidationError
 
 HOST_NAME_MAX = 64
+CRON_HORIZON_YEARS = 5  # a cron with no time in this many years "never fires" (31 February)
 _HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
 _SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -138,8 +140,17 @@ def validate_cron(value: str) -> None:
             f"cron expression {value!r} must have exactly 5 fields "
             "(minute hour day-of-month month day-of-week)"
         )
-    if not croniter.is_valid(" ".join(fields)):
+    expression = " ".join(fields)
+    if not croniter.is_valid(expression):
         raise ValidationError(f"cron expression {value!r} is not valid")
+    start = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        croniter(expression, start, max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValidationError(
+            f"cron expression {value!r} never fires (no matching date within "
+            f"{CRON_HORIZON_YEARS} years); check the day of month and the month"
+        ) from None
 
 
 def validate_timezone(value: str) -> None:

@@ -151,6 +151,14 @@ def test_it_reports_a_bad_cron_expression(prefix: Path):
     ]
 
 
+def test_it_reports_a_cron_expression_that_never_fires(prefix: Path):
+    problems = _problems_for(prefix, WEB1_YAML.replace('"15 2 * * *"', '"0 0 31 2 *"'))
+    assert problems == [
+        f"{_file(prefix, 'web1.yaml')}: schedule.cron: cron expression '0 0 31 2 *' never "
+        "fires (no matching date within 5 years); check the day of month and the month"
+    ]
+
+
 def test_it_reports_an_unsafe_host_name(prefix: Path):
     problems = _problems_for(prefix, WEB1_YAML, name="-rf")
     assert problems == [

@@ -70,3 +70,20 @@ def test_it_rejects_an_unknown_timezone():
     with pytest.raises(ValidationError) as exc:
         Schedule(host=host, cron="15 2 * * *", timezone="Mars/Olympus").full_clean()
     assert "timezone" in exc.value.error_dict
+
+
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 *", "15 2 31 4,6,9,11 *"])
+def test_it_rejects_a_cron_expression_that_never_fires(cron):
+    make_config()
+    with pytest.raises(ValidationError) as exc:
+        Schedule(host=make_host("web1"), cron=cron).full_clean()
+    assert exc.value.error_dict["cron"][0].messages == [
+        f"cron expression {cron!r} never fires (no matching date within 5 years); "
+        "check the day of month and the month"
+    ]
+
+
+@pytest.mark.parametrize("cron", ["0 0 29 2 *", "0 0 31 * *", "0 0 31 2 1"])
+def test_it_accepts_a_cron_expression_that_fires_rarely(cron):
+    make_config()
+    Schedule(host=make_host("web1"), cron=cron).full_clean()

@@ -147,8 +147,11 @@ def snapshot(args: dict) -> dict:
 def explain(args: dict) -> dict:
     from pobsync_models.queue import _candidates_query
 
-    busy = list(Host.objects.filter(running_job__isnull=False).values_list("pk", flat=True))
-    return {"vendor": connection.vendor, "plan": _candidates_query(20, busy or [0]).explain()}
+    query = _candidates_query(20)
+    document = json.loads(query.explain(format="json"))
+    if isinstance(document, str):  # Django json.dumps()es MySQL's one JSON text column
+        document = json.loads(document)
+    return {"vendor": connection.vendor, "plan": query.explain(), "json": document}
 
 
 COMMANDS = {

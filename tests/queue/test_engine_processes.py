@@ -109,6 +109,7 @@ def test_it_recovers_from_kill_9_mid_backup_with_one_retry(procdb, site, tmp_pat
         "complete"
     ) == 1
     assert [r["outcome"] for r in state["runs"]] == ["failed", "success"]  # crash recorded
+    assert state["runs"][0]["message"] == "runner lost: lease expired"  # by the reaper
     assert (root / "web1").is_dir()
     assert all(h["running_job_id"] is None for h in state["hosts"])
     runner_b.send_signal(signal.SIGTERM)

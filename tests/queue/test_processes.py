@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import defaultdict
@@ -133,6 +134,24 @@ def test_it_claims_through_the_claim_index_on_mariadb(mariadb_procdb):
     procdb.tool("seed_jobs", hosts=500, jobs=3000)  # many free hosts: tempts a host-first plan
     procdb.tool("finish_all")
     procdb.tool("seed_jobs", hosts=500, jobs=5000, prefix="r")
-    plan = procdb.tool("explain")["plan"]
+    explained = procdb.tool("explain")
+    plan = explained["plan"]
     job_rows = [line for line in plan.splitlines() if "backupjob" in line]
     assert job_rows and "job_claim_idx" in job_rows[0], plan
+    # The key chosen (not just a possible key), read in index order: no filesort.
+    tables = list(json_tables(explained["json"]))
+    job_tables = [t for t in tables if t["table_name"] == "pobsync_models_backupjob"]
+    assert [t.get("key") for t in job_tables] == ["job_claim_idx"], plan
+    assert "filesort" not in json.dumps(explained["json"]), explained["json"]
+
+
+def json_tables(node):
+    """Every "table" object of a MariaDB EXPLAIN FORMAT=JSON document."""
+    if isinstance(node, dict):
+        if "table_name" in node:
+            yield node
+        for value in node.values():
+            yield from json_tables(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from json_tables(value)

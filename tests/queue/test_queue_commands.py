@@ -122,3 +122,20 @@ def test_it_reports_health_of_a_process_on_this_machine():
     WorkerProcess.objects.update(worker_id=f"elsewhere:{os.getpid()}", last_seen_at=timezone.now())
     with pytest.raises(CommandError):
         run("health", "--kind", "runner")
+
+
+@pytest.mark.django_db(transaction=True)  # the daemon closes connections between passes
+def test_it_runs_one_scheduler_pass_and_deregisters():
+    make_schedule(make_host("web1"), "15 2 * * *", next_run_at=timezone.now())
+    out = run("scheduler", "--once", "--now", timezone.now().isoformat())
+    assert "scheduler " in out and " started" in out and " stopped" in out
+    assert BackupJob.objects.filter(trigger=BackupJob.Trigger.SCHEDULE).count() == 1
+    assert not WorkerProcess.objects.exists()
+
+
+@pytest.mark.parametrize("command", ["scheduler", "runner"])
+def test_it_refuses_a_daemon_without_a_mode_or_with_a_bad_interval(command):
+    with pytest.raises(CommandError, match="--interval must be positive"):
+        run(command, "--once", "--interval", "0")
+    with pytest.raises(CommandError, match="--loop --once"):
+        run(command)

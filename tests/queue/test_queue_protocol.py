@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from pobsync_models.models import BackupJob, Host
+from pobsync_models.models import BackupJob, BackupRun, Host
 from pobsync_models.queue import (
     Beat,
     cancel,
@@ -16,7 +16,7 @@ from pobsync_models.queue import (
     reap,
     requeue,
 )
-from tests.support.factories import make_config, make_host, make_job
+from tests.support.factories import make_config, make_host, make_job, make_run
 
 pytestmark = pytest.mark.django_db
 State = BackupJob.State
@@ -187,3 +187,36 @@ def test_it_claims_in_a_bounded_number_of_queries(django_assert_max_num_queries)
         make_job(make_host())
     with django_assert_max_num_queries(8):
         assert claim("w:1") is not None
+
+
+@pytest.mark.parametrize("max_attempts", [1, 3])  # reaped to failed, reaped to queued
+def test_it_marks_the_run_of_a_reaped_job_failed_in_the_same_pass(max_attempts):
+    host = make_host()
+    job = make_job(host, max_attempts=max_attempts)
+    claim("w:1")
+    lost = make_run(host, BackupRun.Outcome.RUNNING, job=job, finished_at=None)
+    cli_run = make_run(make_host(), BackupRun.Outcome.RUNNING, finished_at=None)  # no job
+    expire(job.pk)
+    assert reap().total == 1
+    lost.refresh_from_db()
+    assert lost.outcome == BackupRun.Outcome.FAILED
+    assert lost.message == "runner lost: lease expired" and lost.finished_at is not None
+    cli_run.refresh_from_db()
+    assert cli_run.outcome == BackupRun.Outcome.RUNNING
+
+
+def test_it_leaves_the_run_of_a_live_lease_running():
+    host = make_host()
+    job = make_job(host)
+    claim("w:1")
+    run = make_run(host, BackupRun.Outcome.RUNNING, job=job, finished_at=None)
+    assert reap().total == 0
+    run.refresh_from_db()
+    assert run.outcome == BackupRun.Outcome.RUNNING
+
+
+def test_it_beats_in_one_statement_while_no_cancel_is_pending(django_assert_num_queries):
+    make_job(make_host())
+    lease = claim("w:1")
+    with django_assert_num_queries(1):
+        assert heartbeat(lease) is Beat.OK

@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pobsync_models.models import BackupJob, Schedule
+from pobsync_models.queue import PRIORITY_SCHEDULE
+from pobsync_scheduler import tick as tick_module
 from pobsync_scheduler.tick import tick
 from tests.support.factories import make_host, make_job, make_schedule
 
@@ -77,3 +79,51 @@ def test_it_ticks_in_a_bounded_number_of_queries_when_nothing_is_due(
     with django_assert_max_num_queries(3):
         tick(NOW)
     assert Schedule.objects.filter(next_run_at__lte=NOW).count() == 0
+
+
+def test_it_gives_a_host_with_two_due_schedules_one_job():
+    host = make_host()
+    make_schedule(host, "15 2 * * *", next_run_at=SLOT)
+    make_schedule(host, "15 2 * * 4", next_run_at=SLOT)
+    result = tick(NOW)
+    assert (result.enqueued, result.coalesced) == (1, 1)
+    assert BackupJob.objects.count() == 1
+
+
+def test_it_fills_the_columns_it_does_not_set_with_the_model_defaults():
+    make_schedule(make_host(), "15 2 * * *", next_run_at=SLOT)
+    tick(NOW)
+    job, default = BackupJob.objects.get(), BackupJob()
+    for name in ("state", "attempts", "max_attempts", "worker_id", "lease_token", "error"):
+        assert getattr(job, name) == getattr(default, name), name
+    assert job.priority == PRIORITY_SCHEDULE and not job.cancel_requested
+    assert job.lease_expires_at is job.started_at is job.finished_at is None
+    assert job.created_at is not None
+
+
+def test_it_enqueues_many_due_schedules_in_a_bounded_number_of_queries(
+    django_assert_max_num_queries,
+):
+    for i in range(120):
+        make_schedule(make_host(), f"15 2 * * {i % 3}", next_run_at=SLOT)
+    with django_assert_max_num_queries(12):
+        assert tick(NOW).enqueued == 120
+
+
+def test_it_falls_back_to_one_insert_per_slot_when_another_scheduler_wins_a_race(
+    monkeypatch,
+):
+    hosts = [make_host() for _ in range(3)]
+    schedules = [make_schedule(h, "15 2 * * *", next_run_at=SLOT) for h in hosts]
+    looked = tick_module.existing_slots
+
+    def another_scheduler_inserts_after_we_looked(pairs):
+        seen = looked(pairs)
+        make_job(hosts[1], schedule=schedules[1], scheduled_for=SLOT, state="succeeded")
+        return seen
+
+    monkeypatch.setattr(tick_module, "existing_slots", another_scheduler_inserts_after_we_looked)
+    result = tick(NOW)
+    assert (result.enqueued, result.already_enqueued) == (2, 1)
+    for schedule in schedules:
+        assert BackupJob.objects.filter(schedule=schedule, scheduled_for=SLOT).count() == 1

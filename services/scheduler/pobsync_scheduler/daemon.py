@@ -19,6 +19,8 @@ class Scheduler(Daemon):
     def __init__(self, *, interval: float, now: datetime | None = None, **kw) -> None:
         super().__init__(interval=interval, **kw)
         self.fixed_now = now  # --now, for tests and what-if runs with --once
+        # Schedules whose cron never fires, reported once: pk -> (cron, timezone).
+        self.broken: dict[int, tuple[str, str]] = {}
 
     def process_one(self) -> bool:
         reaped = reap()
@@ -27,10 +29,14 @@ class Scheduler(Daemon):
                 f"reaped expired leases: {reaped.requeued} requeued, {reaped.failed} failed, "
                 f"{reaped.hosts_repaired} hosts repaired"
             )
-        result = tick(self.fixed_now or timezone.now())
+        result = tick(self.fixed_now or timezone.now(), known_broken=self.broken)
         if result.enqueued or result.initialised or result.broken:
             self.say(f"tick: {result.summary()}")
-        for pk in result.broken:
-            self.say(f"schedule {pk}: its cron expression never fires; fix or disable it")
+        for pk, (cron, tz) in result.broken.items():
+            self.say(
+                f"schedule {pk}: cron {cron!r} ({tz}) never fires; it is skipped until "
+                "its cron or time zone is edited"
+            )
+        self.broken.update(result.broken)
         registry.forget_stale()
         return result.more  # a truncated tick goes again at once

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand
+from pobsync_models.daemon import DaemonCommand
 from pobsync_scheduler.daemon import Scheduler
 
 
@@ -19,34 +19,19 @@ def _aware(text: str) -> datetime:
     return value
 
 
-class Command(PobsyncCommand):
+class Command(DaemonCommand):
     help = "Run the scheduler: enqueue due schedule slots as jobs and reap expired leases."
     cli_name = "scheduler"
-    cli_group = GROUP_QUEUE
+    default_interval = 60.0
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        mode = parser.add_mutually_exclusive_group(required=True)
-        mode.add_argument("--loop", action="store_true", help="run until SIGTERM/SIGINT")
-        mode.add_argument("--once", action="store_true", help="one pass, then exit")
-        parser.add_argument(
-            "--interval", type=float, default=60.0, help="seconds between passes (default 60)"
-        )
+    def add_daemon_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--now",
             help="evaluate schedules as if it were this time (ISO 8601, with --once; tests)",
         )
 
-    def handle(self, *args: Any, **opts: Any) -> None:
-        if opts["interval"] <= 0:
-            raise CommandError("--interval must be positive")
+    def make_daemon(self, opts: dict[str, Any]) -> Scheduler:
         now = _aware(opts["now"]) if opts["now"] else None
         if now and not opts["once"]:
             raise CommandError("--now only works with --once")
-        scheduler = Scheduler(interval=opts["interval"], now=now, say=self._say)
-        self._say(f"scheduler {scheduler.worker_id} started")
-        scheduler.run(once=opts["once"])
-        self._say(f"scheduler {scheduler.worker_id} stopped")
-
-    def _say(self, text: str) -> None:
-        self.stdout.write(text)
-        self.stdout.flush()
+        return Scheduler(interval=opts["interval"], now=now, say=self.say)
