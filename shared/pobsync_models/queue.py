@@ -40,6 +40,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
+from pobsync_models.run_status import fail_running_runs
 
 log = logging.getLogger("pobsync.queue")
 
@@ -366,9 +367,9 @@ def _reap_one(job: dict) -> str | None:
                 raise _LostRaceError
             # The engine's run for this attempt died with its runner: say so now, not
             # when (if ever) the next run of this host starts.
-            BackupRun.objects.filter(job_id=job["id"], outcome=BackupRun.Outcome.RUNNING).update(
-                outcome=BackupRun.Outcome.FAILED, finished_at=Now(), message=RUNNER_LOST
-            )
+            # Inside this transaction, after the host row: the host status columns the
+            # dashboard reads move with the run (lock order host, job, run).
+            fail_running_runs(BackupRun.objects.filter(job_id=job["id"]), RUNNER_LOST)
     except _LostRaceError:
         return None
     return result

@@ -201,6 +201,8 @@ def test_it_marks_the_run_of_a_reaped_job_failed_in_the_same_pass(max_attempts):
     lost.refresh_from_db()
     assert lost.outcome == BackupRun.Outcome.FAILED
     assert lost.message == "runner lost: lease expired" and lost.finished_at is not None
+    host.refresh_from_db()  # the dashboard's status columns moved with the run
+    assert (host.last_run_outcome, host.last_run_at) == ("failed", lost.started_at)
     cli_run.refresh_from_db()
     assert cli_run.outcome == BackupRun.Outcome.RUNNING
 
