@@ -43,6 +43,16 @@ class GlobalConfigAdmin(admin.ModelAdmin):
         return not GlobalConfig.objects.exists()
 
 
+# Editing any of these makes the stored due time stale; NULL tells the scheduler to
+# compute it afresh on its next tick (as `pobsync schedule` and the YAML import do).
+TIMING_FIELDS = frozenset({"cron", "timezone", "enabled"})
+
+
+def forget_due_time_if_retimed(schedule: Schedule, changed: list[str]) -> None:
+    if schedule.pk and TIMING_FIELDS.intersection(changed):
+        schedule.next_run_at = None
+
+
 class ScheduleInline(admin.TabularInline):
     model = Schedule
     extra = 0
@@ -76,6 +86,11 @@ class HostAdmin(admin.ModelAdmin):
         elif form.changed_data:
             obj.save(update_fields=[*form.changed_data, "updated_at"])
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for schedule_form in formset.forms:
+            forget_due_time_if_retimed(schedule_form.instance, schedule_form.changed_data)
+        super().save_formset(request, form, formset, change)
+
     def _enqueue(self, request: HttpRequest, hosts: QuerySet, *, prune: bool) -> None:
         from pobsync_models.queue import enqueue
 
@@ -103,6 +118,10 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("host__name", "cron")
     list_select_related = ("host",)
     readonly_fields = ("next_run_at", "last_scheduled_for")
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        forget_due_time_if_retimed(obj, form.changed_data)
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(BackupJob)
