@@ -4,7 +4,7 @@ Conventions it keeps: SIGTERM and SIGINT set a shutdown flag (and call on_stop_r
 where the runner stops rsync); work happens in process_one() -> bool ("did work, go again
 at once"); between passes it sleeps in 1-second slices so a signal is honoured within a
 second; close_old_connections() runs before every pass (idle MariaDB connections die
-during long waits); the process registry row (worker id "hostname:pid") is upserted each
+during long waits); the process registry row (worker id "hostname:pid:tag") is upserted each
 pass and deleted on clean exit. DaemonCommand is the management command around it
 (`--loop` / `--once` / `--interval`), shared by `pobsync scheduler` and `pobsync runner`.
 """

@@ -1,7 +1,7 @@
 """The process registry: which schedulers and runners are alive, read by `pobsync
 workers`, `pobsync health` (container health checks) and /api/status/.
 
-Invariant: a daemon upserts its WorkerProcess row (worker_id = "hostname:pid") on every
+Invariant: a daemon upserts its WorkerProcess row (worker_id = "hostname:pid:tag") on every
 pass and while a job runs (from the heartbeat thread), and deletes it on clean exit. A
 row whose last_seen_at is old belongs to a process that died without cleaning up; the
 scheduler deletes rows unseen for STALE_AFTER.
@@ -9,7 +9,9 @@ scheduler deletes rows unseen for STALE_AFTER.
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import socket
 from datetime import datetime, timedelta
 
@@ -27,8 +29,13 @@ def this_machine() -> str:
     return socket.gethostname()
 
 
+@functools.cache
 def current_worker_id() -> str:
-    return f"{this_machine()}:{os.getpid()}"
+    """hostname:pid:tag, fixed for the life of the process. The random tag keeps two
+    processes apart that share a hostname but not a PID namespace (containers on the
+    host network, pods): both may well be pid 7, and one must not take over the other's
+    registry row."""
+    return f"{this_machine()}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 def touch(

@@ -139,3 +139,21 @@ def test_it_refuses_a_daemon_without_a_mode_or_with_a_bad_interval(command):
         run(command, "--once", "--interval", "0")
     with pytest.raises(CommandError, match="--loop --once"):
         run(command)
+
+
+def test_it_gives_each_process_its_own_worker_id_even_with_a_shared_hostname():
+    import subprocess
+    import sys
+
+    ours = registry.current_worker_id()
+    assert ours == registry.current_worker_id()  # fixed for the life of the process
+    host, pid, tag = ours.split(":")
+    assert (host, int(pid)) == (registry.this_machine(), os.getpid()) and len(tag) == 4
+    code = (
+        "import django; django.setup(); from pobsync_models import registry; "
+        "print(registry.current_worker_id())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert other.startswith(f"{host}:") and other != ours
