@@ -115,8 +115,8 @@ class DaemonCommand(PobsyncCommand):
     """`pobsync <kind> --loop | --once [--interval S]`: builds a Daemon and runs it.
 
     Subclasses set default_interval, interval_help and once_help, add their own options
-    in add_daemon_arguments(), and build the daemon in make_daemon(opts, say) (where they
-    also refuse bad option combinations with CommandError).
+    in add_daemon_arguments(), and build the daemon in make_daemon(opts) (where they also
+    refuse bad option combinations with CommandError).
     """
 
     cli_group = GROUP_QUEUE
