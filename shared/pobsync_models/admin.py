@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from pobsync_models.models import (
     BackupJob,
     BackupRun,
+    Event,
     GlobalConfig,
     Host,
     Schedule,
@@ -189,3 +190,11 @@ class SnapshotRecordAdmin(ReadOnlyAdmin):
 class WorkerProcessAdmin(ReadOnlyAdmin):
     list_display = ("worker_id", "kind", "version", "started_at", "last_seen_at", "current_job")
     list_filter = ("kind",)
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "severity", "subject", "message")
+    list_filter = ("kind", "severity")
+    search_fields = ("subject", "key", "message")
+    date_hierarchy = "created_at"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pobsync_models.models.config import GlobalConfig, RetentionFields
+from pobsync_models.models.events import Event
 from pobsync_models.models.hosts import Host
 from pobsync_models.models.jobs import BackupJob
 from pobsync_models.models.runs import BackupRun
@@ -13,6 +14,7 @@ from pobsync_models.models.workers import WorkerProcess
 __all__ = [
     "BackupJob",
     "BackupRun",
+    "Event",
     "GlobalConfig",
     "Host",
     "RetentionFields",
