@@ -29,7 +29,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TypeVar
 
@@ -123,6 +123,14 @@ def _expiry(ttl: int):
 # -- enqueue -----------------------------------------------------------------------
 
 
+def runnable_now() -> datetime:
+    """The current time as a run_after that claim() (which compares with the database
+    clock) sees as due at once: SQLite's clock has millisecond precision, so a
+    microsecond-precise "now" could sort after it for up to a millisecond."""
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def enqueue(
     host: Host,
     *,
@@ -141,7 +149,7 @@ def enqueue(
             prune=prune,
             trigger=trigger,
             priority=priority,
-            run_after=run_after or timezone.now(),
+            run_after=run_after or runnable_now(),
         )
     )
 

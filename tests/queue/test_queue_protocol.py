@@ -222,3 +222,18 @@ def test_it_beats_in_one_statement_while_no_cancel_is_pending(django_assert_num_
     lease = claim("w:1")
     with django_assert_num_queries(1):
         assert heartbeat(lease) is Beat.OK
+
+
+def test_it_enqueues_with_a_run_after_the_database_clock_already_passed():
+    # claim() compares run_after with the database clock, which SQLite keeps in whole
+    # milliseconds: a microsecond-precise "now" stayed invisible for up to 1 ms, and a
+    # claim right after an enqueue (a test, a fast runner) found nothing.
+    from pobsync_models.queue import enqueue
+
+    for _ in range(5):
+        job = enqueue(make_host())
+        job.refresh_from_db()
+        assert job.run_after.microsecond % 1000 == 0
+        lease = claim("w:1")
+        assert lease is not None and lease.job_id == job.pk
+        finish(lease, State.SUCCEEDED)

@@ -17,6 +17,7 @@ from pobsync_models.models import (
     Schedule,
     SnapshotRecord,
 )
+from pobsync_models.queue import runnable_now
 from pobsync_models.run_status import record_finished_run
 from pobsync_models.specs import SnapshotName
 
@@ -40,7 +41,7 @@ def make_schedule(host: Host, cron: str = "15 2 * * *", **kw: Any) -> Schedule:
 
 
 def make_job(host: Host, **kw: Any) -> BackupJob:
-    kw.setdefault("run_after", timezone.now())
+    kw.setdefault("run_after", runnable_now())
     return BackupJob.objects.create(host=host, **kw)
 
 
