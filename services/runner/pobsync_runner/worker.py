@@ -122,7 +122,7 @@ class Runner(Daemon):
         self.next_reap = time.monotonic() + lease_ttl() / 2
         reaped = reap()
         if reaped.total:
-            self.say(f"reaped expired leases: {reaped.requeued} requeued, {reaped.failed} failed")
+            self.say(f"reaped expired leases: {reaped.summary()}")
 
     def on_stop_request(self) -> None:
         stop = self.current_stop
