@@ -259,6 +259,9 @@ def warning_executor(host, *, job=None, worker_id="", **kw) -> BackupRun:
     return make_run(host, "warning", job=job, message="rsync exit 24 (files vanished)")
 
 
+# transaction=True: the runner calls close_old_connections(), which closes a connection
+# inside the test's transaction (autocommit off) on MariaDB.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("executor", "line"),
     [
