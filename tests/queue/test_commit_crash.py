@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.queue.procs import log_text, wait_for
+from tests.queue.procs import engine_config, log_text, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 
@@ -23,15 +23,7 @@ def site(procdb, sshd, tmp_path):
     (src / "hello.txt").write_text("hello\n")
     procdb.tool(
         "configure",
-        config={
-            "backup_root": str(root),
-            "ssh_user": sshd.user,
-            "ssh_port": sshd.port,
-            "ssh_key_path": str(sshd.client_key_path),
-            "known_hosts_path": str(sshd.known_hosts_path),
-            "connect_timeout": 5,
-            "rsync_timeout": 60,
-        },
+        config=engine_config(root, sshd),
         hosts=[{"name": "web1", "sources": [str(src)]}],
     )
     return root
