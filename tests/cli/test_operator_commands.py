@@ -277,8 +277,12 @@ def test_the_runner_logs_each_finished_jobs_outcome_and_reason(executor, line):
     assert said[-1] == f"job {job.pk}: {line}"
 
 
-def test_a_clean_success_is_one_word():
+def test_a_clean_success_is_one_word_and_no_word_is_said_twice():
     assert finished_line("succeeded", "") == "succeeded"
+    assert finished_line("cancelled", "cancelled; partial snapshot X kept\nrest") == (
+        "cancelled; partial snapshot X kept"
+    )
+    assert finished_line("failed", "lease expired") == "failed: lease expired"
 
 
 # -- admin ---------------------------------------------------------------------------

@@ -52,6 +52,8 @@ def finished_line(state: str, error: str) -> str:
         return state
     if state == State.SUCCEEDED:
         return f"succeeded with a warning: {reason}"
+    if reason.startswith(state):  # "cancelled; partial snapshot ... kept": say it once
+        return reason
     return f"{state}: {reason}"
 
 
