@@ -4,7 +4,9 @@
 #   2. starts the MariaDB server if it is installed but not running,
 #   3. creates .venv and installs pobsync with its dev and mariadb extras,
 #   4. lint (ruff check + format check), `manage.py check`, migrations up to date,
-#   5. pytest on the SQLite default, then again on MariaDB (a fresh database per run).
+#   5. pytest on the SQLite default, then again on MariaDB (a fresh database per run),
+#      each printing its 25 slowest tests; any test hanging past its timeout fails
+#      (pyproject.toml: 300 s unless the test sets more).
 # Extra arguments go to both pytest runs, e.g. `scripts/test.sh -m "not slow"`.
 # POBSYNC_TEST_DATABASES="sqlite" skips the MariaDB pass (local use only).
 set -euo pipefail
@@ -52,14 +54,14 @@ for db in $databases; do
   case "$db" in
     sqlite)
       echo "== pytest on SQLite"
-      env -u DATABASE_URL .venv/bin/pytest "$@" || status=$?
+      env -u DATABASE_URL .venv/bin/pytest --durations=25 "$@" || status=$?
       ;;
     mariadb)
       name="pobsync_ci_$(date +%s)_$$"
       echo "== pytest on MariaDB (database test_${name}, dropped afterwards)"
       # The browser and compose tests do not depend on the database engine; they run once.
       DATABASE_URL="mysql://root@127.0.0.1:3306/${name}" \
-        .venv/bin/pytest -m "not browser and not docker" "$@" || status=$?
+        .venv/bin/pytest --durations=25 -m "not browser and not docker" "$@" || status=$?
       ;;
     *) echo "unknown database '$db' in POBSYNC_TEST_DATABASES" >&2; exit 2 ;;
   esac

@@ -10,6 +10,8 @@ server can still migrate and serve its pages; they run with `pobsync check`,
     E004 rsync not found on PATH
     E005 ssh not found on PATH
     E006 an enabled host's SSH private key is missing or unreadable
+    E007 a stored row fails today's validation (e.g. a value ending in a newline, which
+         older versions let through)
 """
 
 from __future__ import annotations
@@ -98,6 +100,49 @@ def check_host_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                     obj=host.name,
                     id="pobsync.E006",
                 )
+            )
+    return errors
+
+
+@register(TAG, deploy=True)
+def check_stored_rows(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Rows saved before a validator was tightened (validators used to accept a value
+    ending in "\n": hosts named "web1\n", addresses, users, rsync options) would only
+    fail at backup time; report each with what to run."""
+    from django.core.exceptions import ValidationError
+
+    from pobsync_models.models import GlobalConfig, Host, Schedule
+    from pobsync_models.validators import excerpt, first_error
+
+    try:
+        rows = [
+            *GlobalConfig.objects.all(),
+            *Host.objects.order_by("name"),
+            *Schedule.objects.select_related("host").order_by("pk"),
+        ]
+    except DatabaseError:
+        return []  # reported by check_backup_root
+    errors = []
+    for row in rows:
+        try:
+            row.full_clean(validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            if isinstance(row, Host):
+                what = f"host {excerpt(row.name)}"
+                hint = (
+                    f"fix it with `pobsync configure-host {row.name}` or in the admin"
+                    if "name" not in exc.error_dict
+                    else "rename it in the admin (Hosts), or remove it with `pobsync "
+                    "remove-host` and configure it again under a valid name"
+                )
+            elif isinstance(row, Schedule):
+                what = f"schedule {row.pk} of host {excerpt(row.host.name)}"
+                hint = "fix it with `pobsync schedule HOST --cron ...` or in the admin"
+            else:
+                what = "the global configuration"
+                hint = "fix it with `pobsync configure-global` or in the admin"
+            errors.append(
+                Error(f"{what}: {first_error(exc)}", hint=hint, obj=row, id="pobsync.E007")
             )
     return errors
 

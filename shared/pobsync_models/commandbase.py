@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    SystemCheckError,
+)
 
 from pobsync_models.validators import first_error
 
@@ -40,6 +45,18 @@ class PobsyncCommand(BaseCommand):
     # pobsync's own readiness checks are run explicitly (`pobsync check`, runner and
     # scheduler start-up); an unconfigured server must still migrate and serve pages.
     requires_system_checks: list[str] = []
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        """From the command line a CommandError prints as `pobsync: <message>`, one line,
+        instead of Django's `CommandError: <message>` (which names a Python class)."""
+        try:
+            return super().execute(*args, **options)
+        except CommandError as exc:
+            from_cli = getattr(self, "_called_from_command_line", False)
+            if not from_cli or options.get("traceback") or isinstance(exc, SystemCheckError):
+                raise
+            self.stderr.write(f"pobsync: {exc}")
+            sys.exit(exc.returncode)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)

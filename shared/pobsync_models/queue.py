@@ -40,7 +40,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
-from pobsync_models.run_status import fail_running_runs
+from pobsync_models.run_status import has_committed_run, settle_dead_runs
 
 log = logging.getLogger("pobsync.queue")
 
@@ -51,6 +51,8 @@ CLAIM_BATCH = 20  # candidates read per claim round
 CLAIM_ROUNDS = 3  # re-read candidates when every one of a batch was taken by others
 
 RUNNER_LOST = "runner lost: lease expired"  # the message on a reaped job's BackupRun
+# The job's error when its runner died after the snapshot's commit point.
+COMMITTED_RUNNER_LOST = "runner lost after the snapshot was committed: recorded as done"
 RETRYABLE_MYSQL_CODES = frozenset({1205, 1213})
 T = TypeVar("T")
 
@@ -80,10 +82,19 @@ class ReapResult:
     requeued: int = 0
     failed: int = 0
     hosts_repaired: int = 0
+    recovered: int = 0  # runner died after the commit point: succeeded, not run again
 
     @property
     def total(self) -> int:
-        return self.requeued + self.failed + self.hosts_repaired
+        return self.requeued + self.failed + self.hosts_repaired + self.recovered
+
+    def summary(self) -> str:
+        text = f"{self.requeued} requeued, {self.failed} failed"
+        if self.recovered:
+            text += f", {self.recovered} recovered (snapshot committed, recorded as done)"
+        if self.hosts_repaired:
+            text += f", {self.hosts_repaired} hosts repaired"
+        return text
 
 
 def lease_ttl() -> int:
@@ -347,37 +358,51 @@ def cancel(job_id: int) -> str:
     return retrying(run)
 
 
-def _reap_one(job: dict) -> str | None:
-    token = job["lease_token"]
+def _reap_fields(job: dict) -> tuple[dict, str]:
     if job["cancel_requested"]:
         fields = {"state": State.CANCELLED, "finished_at": Now(), "error": "lease expired"}
-        result = "failed"
-    elif job["attempts"] < job["max_attempts"]:
+        return fields, "failed"
+    if job["attempts"] < job["max_attempts"]:
         fields = {
             "state": State.QUEUED,
             "run_after": Now(),
             "started_at": None,
             "error": f"attempt {job['attempts']}: lease expired (worker {job['worker_id']})",
         }
-        result = "requeued"
-    else:
-        fields = {"state": State.FAILED, "finished_at": Now(), "error": "lease expired"}
-        result = "failed"
+        return fields, "requeued"
+    return {"state": State.FAILED, "finished_at": Now(), "error": "lease expired"}, "failed"
+
+
+def _reap_one(job: dict) -> str | None:
+    token = job["lease_token"]
     try:
         with transaction.atomic():
             Host.objects.filter(
                 pk=job["host_id"], running_job_id=job["id"], lease_token=token
             ).update(running_job=None, lease_token="")
+            # A runner killed between the snapshot's commit point and finish(): the
+            # backup is done (complete on disk and in SQL). Running it again would make
+            # a second snapshot for one job, and "failed" would be untrue.
+            if has_committed_run(job["id"]):
+                fields = {
+                    "state": State.SUCCEEDED,
+                    "finished_at": Now(),
+                    "error": COMMITTED_RUNNER_LOST,
+                }
+                result = "recovered"
+            else:
+                fields, result = _reap_fields(job)
             reaped = BackupJob.objects.filter(
                 pk=job["id"], state=State.RUNNING, lease_token=token, lease_expires_at__lt=Now()
             ).update(lease_token="", lease_expires_at=None, **fields)
             if reaped != 1:  # renewed or finished meanwhile
                 raise _LostRaceError
             # The engine's run for this attempt died with its runner: say so now, not
-            # when (if ever) the next run of this host starts.
+            # when (if ever) the next run of this host starts (with the snapshot's
+            # outcome when it was committed: run_status.settle_dead_runs).
             # Inside this transaction, after the host row: the host status columns the
             # dashboard reads move with the run (lock order host, job, run).
-            fail_running_runs(BackupRun.objects.filter(job_id=job["id"]), RUNNER_LOST)
+            settle_dead_runs(BackupRun.objects.filter(job_id=job["id"]), RUNNER_LOST)
     except _LostRaceError:
         return None
     return result
@@ -387,7 +412,9 @@ def reap(*, limit: int = 100) -> ReapResult:
     """Take back expired leases: the job goes back to queued while attempts remain,
     else failed "lease expired" (cancelled if a cancel was pending); the host is freed
     and the job's BackupRun still marked running becomes failed (RUNNER_LOST) in the
-    same transaction, conditioned on the token. Also frees a host row whose
+    same transaction, conditioned on the token. A job whose run reached the snapshot's
+    commit point before its runner died is succeeded instead ("recovered"), and its run
+    gets the snapshot's outcome: it is never run again. Also frees a host row whose
     running_job is not running (left by hand edits), which would block it for ever."""
     expired = retrying(
         lambda: list(
@@ -402,7 +429,7 @@ def reap(*, limit: int = 100) -> ReapResult:
             )[:limit]
         )
     )
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "recovered": 0}
     for job in expired:
         outcome = retrying(lambda j=job: _reap_one(j))
         if outcome:
@@ -422,4 +449,4 @@ def reap(*, limit: int = 100) -> ReapResult:
                 pk=p, running_job_id=j, lease_token=t
             ).update(running_job=None, lease_token="")
         )
-    return ReapResult(counts["requeued"], counts["failed"], repaired)
+    return ReapResult(counts["requeued"], counts["failed"], repaired, counts["recovered"])

@@ -101,3 +101,11 @@ def age_text(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} d"
+
+
+def relative(moment: datetime | None, now: datetime, never: str = "never") -> str:
+    """'3 h ago' / 'in 20 min' (ages as the dashboard shows them), `never` for None."""
+    if moment is None:
+        return never
+    seconds = (now - moment).total_seconds()
+    return f"{age_text(seconds)} ago" if seconds >= 0 else f"in {age_text(-seconds)}"

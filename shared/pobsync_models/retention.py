@@ -84,12 +84,12 @@ BUCKET_RULES: tuple[tuple[str, str, Callable[[str], str]], ...] = (
     ("monthly", "keep_monthly", lambda name: name[:7]),
     ("yearly", "keep_yearly", lambda name: name[:4]),
 )
-_NAME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z(?:-(\d+))?$")
+_NAME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{6}Z(?:-(\d+))?")
 
 
 def snapshot_sort_key(name: str) -> tuple[str, int]:
     """Chronological order of names, including the same-second suffix (-1, -2, -10)."""
-    m = _NAME_RE.match(name)
+    m = _NAME_RE.fullmatch(name)
     if m is None:
         SnapshotName(name)  # raises the usual ValueError
         raise ValueError(name)

@@ -8,7 +8,7 @@ finished (its started_at if finished_at is missing); NULL until one did.
 
 Invariants:
 - Every write that gives a BackupRun its final outcome calls record_finished_run()
-  (or goes through fail_running_runs()), in the same transaction when there is one.
+  (or goes through settle_dead_runs()), in the same transaction when there is one.
 - The writes are conditional UPDATEs of the named columns only: Host rows also carry
   the queue's mutex (running_job, lease_token), written concurrently by runners, so a
   host is never save()d here.
@@ -26,8 +26,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Now
+from django.utils import timezone
 
-from pobsync_models.models import BackupRun, Host
+from pobsync_models.models import BackupRun, Host, SnapshotRecord
 from pobsync_models.status import SUCCESS_OUTCOMES
 
 FINISHED_OUTCOMES = tuple(o for o in BackupRun.Outcome.values if o != BackupRun.Outcome.RUNNING)
@@ -52,28 +53,79 @@ def record_finished_run(run: BackupRun) -> None:
         ).update(last_success_at=at)
 
 
-def fail_running_runs(runs: QuerySet, message: str, *, finished_at: Any = None) -> int:
-    """Mark those of `runs` still running failed with `message` (finished now by the
-    database clock unless `finished_at` is given) and record each on its host, in one
-    transaction. Returns how many runs it failed. For runs whose process died."""
+COMMITTED_BUT_LOST = (
+    "snapshot {name} was committed, but the process running this backup stopped before "
+    "recording the outcome; recorded from the snapshot{extra}"
+)
+
+
+def _committed_outcome(snapshot: SnapshotRecord) -> tuple[str, str]:
+    """(outcome, message) for a run whose snapshot reached the commit point: the outcome
+    its process would have written (success, or warning for a non-zero rsync exit that the
+    host accepts, since only those commit)."""
+    code = snapshot.rsync_exit_code
+    outcome = BackupRun.Outcome.SUCCESS if not code else BackupRun.Outcome.WARNING
+    extra = f" (rsync exit {code})" if code else ""
+    extra += "; prune, if asked for, did not run"
+    return outcome, COMMITTED_BUT_LOST.format(name=snapshot.name, extra=extra)
+
+
+def settle_dead_runs(runs: QuerySet, message: str, *, finished_at: Any = None) -> int:
+    """Give those of `runs` still running (their process died) their final outcome and
+    record each on its host, in one transaction. Returns how many it settled.
+
+    A run whose snapshot is complete died after the commit point: the backup is done,
+    so it gets the outcome the snapshot shows (success or warning, its stats and finish
+    time), never "failed". Any other dead run is failed with `message` (finished now by
+    the database clock unless `finished_at` is given)."""
     with transaction.atomic():
         dead = list(
             runs.filter(outcome=BackupRun.Outcome.RUNNING)
             .select_for_update()
             .order_by()
-            .only("pk", "host_id", "started_at")
+            .only("pk", "host_id", "started_at", "snapshot_id")
         )
         if not dead:
             return 0
-        BackupRun.objects.filter(pk__in=[run.pk for run in dead]).update(
+        committed = {
+            s.pk: s
+            for s in SnapshotRecord.objects.filter(
+                pk__in=[r.snapshot_id for r in dead if r.snapshot_id],
+                state=SnapshotRecord.State.COMPLETE,
+            )
+        }
+        failed = [run for run in dead if run.snapshot_id not in committed]
+        BackupRun.objects.filter(pk__in=[run.pk for run in failed]).update(
             outcome=BackupRun.Outcome.FAILED,
             finished_at=finished_at if finished_at is not None else Now(),
             message=message,
         )
-        for run in dead:
+        for run in failed:
             run.outcome = BackupRun.Outcome.FAILED
             record_finished_run(run)
+        for run in dead:
+            snapshot = committed.get(run.snapshot_id)
+            if snapshot is None:
+                continue
+            run.outcome, run.message = _committed_outcome(snapshot)
+            run.finished_at = snapshot.finished_at or finished_at or timezone.now()
+            run.rsync_exit_code = snapshot.rsync_exit_code
+            fields = ("files_total", "files_transferred", "bytes_total", "bytes_transferred")
+            for name in fields:
+                setattr(run, name, getattr(snapshot, name))
+            run.save(
+                update_fields=["outcome", "message", "finished_at", "rsync_exit_code", *fields]
+            )
+            record_finished_run(run)
     return len(dead)
+
+
+def has_committed_run(job_id: int) -> bool:
+    """Whether a run of this job reached the commit point (its snapshot is complete):
+    then the job's backup is done even if its runner died before finishing the job."""
+    return BackupRun.objects.filter(
+        job_id=job_id, snapshot__state=SnapshotRecord.State.COMPLETE
+    ).exists()
 
 
 def backfill_run_status(host_model: type = Host, run_model: type = BackupRun) -> int:

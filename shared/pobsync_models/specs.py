@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Snapshot names are UTC timestamps that sort lexically: 2026-11-27T203045Z. No colons:
 # rsync reads "a:b" as a remote path, and some tools choke on them.
-_SNAPSHOT_NAME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-(\d+))?$")
+_SNAPSHOT_NAME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-(\d+))?")
 SNAPSHOT_NAME_FORMAT = "%Y-%m-%dT%H%M%SZ"
 
 
@@ -31,7 +31,7 @@ class SnapshotName:
     value: str
 
     def __post_init__(self) -> None:
-        if not _SNAPSHOT_NAME_RE.match(self.value):
+        if not _SNAPSHOT_NAME_RE.fullmatch(self.value):
             raise ValueError(f"{self.value!r} is not a snapshot name (YYYY-MM-DDTHHMMSSZ)")
 
     @classmethod
@@ -41,11 +41,11 @@ class SnapshotName:
 
     @classmethod
     def is_valid(cls, value: str) -> bool:
-        return bool(_SNAPSHOT_NAME_RE.match(value))
+        return bool(_SNAPSHOT_NAME_RE.fullmatch(value))
 
     @property
     def time(self) -> datetime:
-        m = _SNAPSHOT_NAME_RE.match(self.value)
+        m = _SNAPSHOT_NAME_RE.fullmatch(self.value)
         assert m is not None  # noqa: S101  (checked in __post_init__)
         year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
         return datetime(year, month, day, hour, minute, second, tzinfo=UTC)

@@ -16,9 +16,11 @@ from django.core.exceptions import ValidationError
 
 HOST_NAME_MAX = 64
 CRON_HORIZON_YEARS = 5  # a cron with no time in this many years "never fires" (31 February)
-_HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.:\[\]%-]+$")
-_SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Patterns are used with fullmatch(), never match(): with match(), "$" also matches
+# before a final newline, so "web1\n" passed as a host name (issue 10).
+_HOST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ADDRESS_RE = re.compile(r"[A-Za-z0-9_.:\[\]%-]+")
+_SSH_USER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 # Extra rsync options an operator may add per host. Anything else is rejected: the
 # engine owns transport, deletion and destination options, and an allow-list is the
@@ -41,12 +43,24 @@ RSYNC_FLAG_OPTIONS = frozenset(
 )  # fmt: skip
 _SIZE = r"[0-9]+(\.[0-9]+)?[KMGTkmgt]?[iI]?[bB]?"
 RSYNC_VALUE_OPTIONS: dict[str, re.Pattern[str]] = {
-    "--bwlimit": re.compile(rf"^{_SIZE}$"),
-    "--compress-level": re.compile(r"^[0-9]$"),
-    "--max-size": re.compile(rf"^{_SIZE}$"),
-    "--min-size": re.compile(rf"^{_SIZE}$"),
-    "--chmod": re.compile(r"^[ugoaDF,=+\-rwxXst0-7]+$"),
+    "--bwlimit": re.compile(_SIZE),
+    "--compress-level": re.compile(r"[0-9]"),
+    "--max-size": re.compile(_SIZE),
+    "--min-size": re.compile(_SIZE),
+    "--chmod": re.compile(r"[ugoaDF,=+\-rwxXst0-7]+"),
 }
+
+
+EXCERPT_MAX = 60
+
+
+def excerpt(value: object, limit: int = EXCERPT_MAX) -> str:
+    """A value quoted for an error message: repr() (so newlines and control characters
+    show as escapes, never as a second line) cut to `limit` characters. Messages quote
+    what they reject, and what they reject may be long or come from a file it should
+    not have (issue 10): never more than this."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def validate_host_name(value: str) -> None:
@@ -55,9 +69,9 @@ def validate_host_name(value: str) -> None:
         raise ValidationError("host name is empty")
     if len(value) > HOST_NAME_MAX:
         raise ValidationError(f"host name is longer than {HOST_NAME_MAX} characters")
-    if value in {".", ".."} or not _HOST_NAME_RE.match(value):
+    if value in {".", ".."} or not _HOST_NAME_RE.fullmatch(value):
         raise ValidationError(
-            f"host name {value!r} is not safe as a directory name: use letters, digits, "
+            f"host name {excerpt(value)} is not safe as a directory name: use letters, digits, "
             "'.', '_' and '-', starting with a letter or digit"
         )
 
@@ -65,22 +79,22 @@ def validate_host_name(value: str) -> None:
 def validate_address(value: str) -> None:
     if not value:
         raise ValidationError("address is empty")
-    if value.startswith("-") or not _ADDRESS_RE.match(value):
-        raise ValidationError(f"address {value!r} is not a host name or IP address")
+    if value.startswith("-") or not _ADDRESS_RE.fullmatch(value):
+        raise ValidationError(f"address {excerpt(value)} is not a host name or IP address")
 
 
 def validate_ssh_user(value: str) -> None:
-    if value and not _SSH_USER_RE.match(value):
-        raise ValidationError(f"SSH user {value!r} is not a valid user name")
+    if value and not _SSH_USER_RE.fullmatch(value):
+        raise ValidationError(f"SSH user {excerpt(value)} is not a valid user name")
 
 
 def validate_absolute_path(value: str) -> None:
     if not isinstance(value, str) or not value:
         raise ValidationError("path is empty")
     if not value.startswith("/"):
-        raise ValidationError(f"path {value!r} is not absolute (it must start with /)")
+        raise ValidationError(f"path {excerpt(value)} is not absolute (it must start with /)")
     if "\x00" in value or "\n" in value:
-        raise ValidationError(f"path {value!r} contains a NUL or newline character")
+        raise ValidationError(f"path {excerpt(value)} contains a NUL or newline character")
 
 
 def validate_optional_absolute_path(value: str) -> None:
@@ -102,7 +116,7 @@ def validate_exclude_list(value: object) -> None:
         raise ValidationError("excludes must be a list of rsync patterns")
     for item in value:
         if not item or "\x00" in item or "\n" in item:
-            raise ValidationError(f"exclude pattern {item!r} is empty or has a newline")
+            raise ValidationError(f"exclude pattern {excerpt(item)} is empty or has a newline")
 
 
 def validate_rsync_option(option: str) -> None:
@@ -110,10 +124,10 @@ def validate_rsync_option(option: str) -> None:
         return
     name, sep, arg = option.partition("=")
     pattern = RSYNC_VALUE_OPTIONS.get(name)
-    if pattern is not None and sep and pattern.match(arg):
+    if pattern is not None and sep and pattern.fullmatch(arg):
         return
     allowed = ", ".join(sorted(RSYNC_FLAG_OPTIONS | {f"{k}=..." for k in RSYNC_VALUE_OPTIONS}))
-    raise ValidationError(f"rsync option {option!r} is not allowed; allowed: {allowed}")
+    raise ValidationError(f"rsync option {excerpt(option)} is not allowed; allowed: {allowed}")
 
 
 def validate_rsync_options(value: object) -> None:
@@ -134,21 +148,23 @@ def validate_exit_codes(value: object) -> None:
 
 
 def validate_cron(value: str) -> None:
+    if any(c in value for c in "\n\r\x00"):
+        raise ValidationError(f"cron expression {excerpt(value)} contains a line break")
     fields = value.split()
     if len(fields) != 5:
         raise ValidationError(
-            f"cron expression {value!r} must have exactly 5 fields "
+            f"cron expression {excerpt(value)} must have exactly 5 fields "
             "(minute hour day-of-month month day-of-week)"
         )
     expression = " ".join(fields)
     if not croniter.is_valid(expression):
-        raise ValidationError(f"cron expression {value!r} is not valid")
+        raise ValidationError(f"cron expression {excerpt(value)} is not valid")
     start = datetime.now(UTC).replace(tzinfo=None)
     try:
         croniter(expression, start, max_years_between_matches=CRON_HORIZON_YEARS).get_next(datetime)
     except CroniterBadDateError:
         raise ValidationError(
-            f"cron expression {value!r} never fires (no matching date within "
+            f"cron expression {excerpt(value)} never fires (no matching date within "
             f"{CRON_HORIZON_YEARS} years); check the day of month and the month"
         ) from None
 
@@ -158,7 +174,7 @@ def validate_timezone(value: str) -> None:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ValidationError(
-            f"time zone {value!r} is unknown (use e.g. UTC, Europe/Amsterdam)"
+            f"time zone {excerpt(value)} is unknown (use e.g. UTC, Europe/Amsterdam)"
         ) from None
 
 

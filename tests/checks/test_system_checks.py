@@ -7,8 +7,9 @@ from contextlib import contextmanager
 import pytest
 
 from pobsync_models.checks import run_pobsync_checks
+from pobsync_models.models import Host, Schedule
 from tests.support.cli import run_pobsync
-from tests.support.factories import make_config, make_host
+from tests.support.factories import make_config, make_host, make_schedule
 from tests.support.need import need
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +105,25 @@ def test_it_does_not_block_migrate_or_runserver_checks_on_an_unconfigured_server
     from django.core.checks import run_checks
 
     assert [c.id for c in run_checks() if c.id.startswith("pobsync")] == []
+
+
+def test_it_reports_rows_stored_before_the_validators_matched_whole_values(tmp_path, key):
+    """Older versions stored "nl1\\n" as a host name and addresses, users and rsync
+    options ending in a newline; the check names each row and what to run."""
+    make_config(tmp_path / "root", ssh_key_path=str(key))
+    (tmp_path / "root").mkdir()
+    make_host("web1")
+    bad = make_host("nl1")
+    Host.objects.filter(pk=bad.pk).update(name="nl1\n")
+    other = make_host("web2")
+    Host.objects.filter(pk=other.pk).update(address="127.0.0.1\n", rsync_options=["--bwlimit=5M\n"])
+    schedule = make_schedule(make_host("web3"))
+    Schedule.objects.filter(pk=schedule.pk).update(timezone="UTC\n")
+    problems = [p for p in run_pobsync_checks() if p.id == "pobsync.E007"]
+    messages = sorted(p.msg for p in problems)
+    assert len(messages) == 3, messages
+    assert messages[0].startswith("host 'nl1\\n': name: host name 'nl1\\n' is not safe")
+    assert messages[1].startswith("host 'web2': address: address '127.0.0.1\\n'")
+    assert messages[2].startswith("schedule ") and "time zone 'UTC\\n'" in messages[2]
+    assert all("\n" not in p.msg for p in problems)
+    assert "remove-host" in next(p.hint for p in problems if "nl1" in p.msg)

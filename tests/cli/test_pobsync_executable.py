@@ -63,7 +63,8 @@ def test_it_runs_the_done_when_sequence_from_any_directory(env, tmp_path):
     assert "host web1 created" in added.stdout
     listed = run_pobsync("hosts", env=env, cwd=tmp_path)
     assert listed.returncode == 0
-    assert listed.stdout.splitlines()[1].split()[:2] == ["web1", "127.0.0.1"]
+    row = listed.stdout.splitlines()[1].split()
+    assert row[:2] == ["web1", "new"] and row[-1] == "127.0.0.1"
 
 
 def test_it_reports_an_update_once_and_then_nothing(env, tmp_path):
@@ -133,3 +134,9 @@ def test_it_explains_a_bad_environment_variable_in_one_line(env, tmp_path):
     assert result.returncode == 2
     assert "POBSYNC_DEBUG='maybe' is not a boolean" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_its_errors_name_no_python_class(env, tmp_path):
+    result = run_pobsync("show-host", "nosuch", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "pobsync: unknown host 'nosuch' (see `pobsync hosts`)\n"

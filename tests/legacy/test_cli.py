@@ -46,7 +46,7 @@ def test_a_bad_prefix_exits_1_with_one_problem_and_no_traceback(tmp_path: Path):
     assert result.stderr.splitlines() == [
         f"{tmp_path / 'none' / 'config'}: no such directory (expected config/global.yaml and "
         "config/hosts/<host>.yaml under the prefix)",
-        "CommandError: 1 problem in 1 file; nothing was imported: fix it and run again",
+        "pobsync: 1 problem in 1 file; nothing was imported: fix it and run again",
     ]
     assert "Traceback" not in result.stderr
 

@@ -423,3 +423,57 @@ def test_an_update_does_not_undo_a_runner_claim_made_meanwhile(prefix: Path):
     host.refresh_from_db()
     assert (host.running_job_id, host.lease_token) == (job.pk, "claimed")
     assert host.excludes == ["*.tmp"]
+
+
+SECRET = "s3cr3t-token-do-not-print-0123456789abcdef"
+
+
+def test_it_refuses_a_symlinked_file_without_echoing_its_target(prefix: Path, tmp_path: Path):
+    """A hosts/x.yaml linked to a secret file printed the secret in its error message."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text(f"password={SECRET}\n")
+    write_tree(prefix, {"global.yaml": GLOBAL_YAML})
+    (prefix / "config" / "hosts").mkdir()
+    (prefix / "config" / "hosts" / "x.yaml").symlink_to(secret)
+    result = run_import(prefix)
+    assert not result.ok
+    assert result.problems == [
+        f"{_file(prefix, 'x.yaml')}: is a symbolic link; refused (copy the file itself)"
+    ]
+    assert SECRET not in result.out + result.err + str(result.error)
+    assert not Host.objects.exists()
+
+
+def test_it_refuses_a_symlinked_global_file(prefix: Path, tmp_path: Path):
+    real = tmp_path / "global.yaml"
+    real.write_text(GLOBAL_YAML)
+    (prefix / "config").mkdir(parents=True)
+    (prefix / "config" / "global.yaml").symlink_to(real)
+    result = run_import(prefix)
+    assert result.problems == [
+        f"{prefix / 'config' / 'global.yaml'}: is a symbolic link; refused (copy the file "
+        "itself into place)"
+    ]
+    assert GlobalConfig.load() is None
+
+
+def test_it_quotes_no_file_content_beyond_a_short_excerpt(prefix: Path):
+    long_key = "k" * 30 + SECRET
+    write_tree(
+        prefix,
+        {
+            "global.yaml": GLOBAL_YAML,
+            "hosts/plain.yaml": f"password={SECRET}\n",
+            "hosts/web1.yaml": f"address: 127.0.0.1\nport: {SECRET * 3}\n{long_key}: 1\n",
+        },
+    )
+    result = run_import(prefix)
+    assert not result.ok
+    text = result.out + result.err
+    # A non-configuration file is never quoted; a value or key at most as an excerpt.
+    assert not [line for line in result.problems if "plain.yaml" in line and SECRET in line]
+    assert SECRET * 2 not in text and long_key not in text
+    assert f"{_file(prefix, 'plain.yaml')}: (top level): expected a mapping of keys, got text" in (
+        result.problems
+    )
+    assert all(len(line.split(".yaml: ", 1)[1]) < 250 for line in result.problems), result.problems

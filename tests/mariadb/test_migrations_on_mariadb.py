@@ -7,7 +7,8 @@ import pytest
 from tests.support.cli import run_pobsync
 from tests.support.mariadb import admin_connection, fresh_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
+# migrate alone may take 180 s on a loaded machine (its subprocess timeout).
+pytestmark = [pytest.mark.slow, pytest.mark.mariadb, pytest.mark.timeout(600)]
 
 SESSION = (
     "from django.db import connection; c = connection.cursor(); "

@@ -1,4 +1,4 @@
-"""record_finished_run / fail_running_runs / backfill_run_status: the denormalised run
+"""record_finished_run / settle_dead_runs / backfill_run_status: the denormalised run
 status on Host (pobsync_models.run_status)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from pobsync_models.models import BackupRun, Host
 from pobsync_models.run_status import (
     backfill_run_status,
-    fail_running_runs,
     record_finished_run,
+    settle_dead_runs,
 )
-from tests.support.factories import make_host
+from tests.support.factories import make_host, make_snapshot
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
@@ -115,7 +115,7 @@ def test_it_fails_only_running_runs_and_records_them():
     run(host, "success", 1)
     dead = run(host, "running", 2)
     alive = run(other, "running", 2)
-    failed = fail_running_runs(BackupRun.objects.filter(host=host), "runner lost")
+    failed = settle_dead_runs(BackupRun.objects.filter(host=host), "runner lost")
     assert failed == 1
     dead.refresh_from_db()
     assert (dead.outcome, dead.message) == ("failed", "runner lost")
@@ -123,7 +123,30 @@ def test_it_fails_only_running_runs_and_records_them():
     assert status(host) == ("failed", T0 + timedelta(hours=2), T0 + timedelta(hours=1, minutes=10))
     alive.refresh_from_db()
     assert alive.outcome == "running" and status(other) == ("", None, None)
-    assert fail_running_runs(BackupRun.objects.filter(host=host), "again") == 0
+    assert settle_dead_runs(BackupRun.objects.filter(host=host), "again") == 0
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(0, "success"), (24, "warning")])
+def test_it_gives_a_dead_run_with_a_committed_snapshot_the_snapshots_outcome(code, outcome):
+    """Killed after the commit point: the backup is done, so it is not "failed"."""
+    host = make_host()
+    snapshot = make_snapshot(host, T0, rsync_exit_code=code, files_total=7)
+    dead = run(host, "running", 0)
+    BackupRun.objects.filter(pk=dead.pk).update(snapshot=snapshot)
+    partial = make_snapshot(host, T0 + timedelta(hours=1), state="partial")
+    other = run(host, "running", 1)
+    BackupRun.objects.filter(pk=other.pk).update(snapshot=partial)
+    assert settle_dead_runs(BackupRun.objects.filter(host=host), "runner lost") == 2
+    dead.refresh_from_db()
+    other.refresh_from_db()
+    assert dead.outcome == outcome and f"snapshot {snapshot.name} was committed" in dead.message
+    assert (dead.finished_at, dead.rsync_exit_code, dead.files_total) == (
+        snapshot.finished_at,
+        code,
+        7,
+    )
+    assert (other.outcome, other.message) == ("failed", "runner lost")
+    assert status(host) == ("failed", T0 + timedelta(hours=1), snapshot.finished_at)
 
 
 def test_it_backfills_from_the_run_history_as_the_old_subqueries_did():

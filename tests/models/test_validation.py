@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
+from pobsync_models import validators
 from pobsync_models.models import Host, Schedule
+from pobsync_models.specs import SnapshotName
 from tests.support.factories import make_config, make_host
 
 pytestmark = pytest.mark.django_db
@@ -87,3 +93,52 @@ def test_it_rejects_a_cron_expression_that_never_fires(cron):
 def test_it_accepts_a_cron_expression_that_fires_rarely(cron):
     make_config()
     Schedule(host=make_host("web1"), cron=cron).full_clean()
+
+
+@pytest.mark.parametrize(
+    ("validator", "value"),
+    [
+        (validators.validate_host_name, "nl1"),
+        (validators.validate_address, "127.0.0.1"),
+        (validators.validate_address, "[::1]"),
+        (validators.validate_ssh_user, "backup"),
+        (validators.validate_rsync_option, "--bwlimit=5M"),
+        (validators.validate_rsync_option, "--compress-level=3"),
+        (validators.validate_rsync_option, "--max-size=1G"),
+        (validators.validate_rsync_option, "--min-size=10k"),
+        (validators.validate_rsync_option, "--chmod=u+rwX,go-w"),
+        (validators.validate_rsync_option, "--acls"),
+        (validators.validate_absolute_path, "/srv/data"),
+        (validators.validate_cron, "15 2 * * *"),
+        (validators.validate_timezone, "UTC"),
+    ],
+)
+def test_it_rejects_a_valid_value_followed_by_a_newline(validator, value):
+    """`$` with re.match() also matches before a final newline: "nl1\\n" was a host."""
+    validator(value)
+    for bad in (value + "\n", value + "\r\n", "\n" + value):
+        with pytest.raises(ValidationError):
+            validator(bad)
+
+
+def test_it_rejects_a_snapshot_name_followed_by_a_newline():
+    assert SnapshotName.is_valid("2026-11-30T021500Z")
+    assert not SnapshotName.is_valid("2026-11-30T021500Z\n")
+    with pytest.raises(ValueError):
+        SnapshotName("2026-11-30T021500Z\n")
+
+
+def test_it_quotes_at_most_a_short_excerpt_of_a_rejected_value():
+    with pytest.raises(ValidationError) as exc:
+        validators.validate_address("x" * 5000 + "\n")
+    (message,) = exc.value.messages
+    assert len(message) < 120 and "\n" not in message
+
+
+def test_the_cli_refuses_a_host_name_ending_in_a_newline():
+    make_config()
+    with pytest.raises(CommandError, match="not safe as a directory name"):
+        call_command("configure_host", "nl1\n", "--address", "127.0.0.1", stdout=StringIO())
+    with pytest.raises(CommandError, match="address"):
+        call_command("configure_host", "nl1", "--address", "127.0.0.1\n", stdout=StringIO())
+    assert not Host.objects.exists()

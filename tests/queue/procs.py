@@ -99,6 +99,19 @@ class ProcDB:
         self.procs.clear()
 
 
+def engine_config(backup_root: Path, sshd: Any) -> dict[str, Any]:
+    """GlobalConfig fields for real-engine tests: back up through the `sshd` fixture."""
+    return {
+        "backup_root": str(backup_root),
+        "ssh_user": sshd.user,
+        "ssh_port": sshd.port,
+        "ssh_key_path": str(sshd.client_key_path),
+        "known_hosts_path": str(sshd.known_hosts_path),
+        "connect_timeout": 5,
+        "rsync_timeout": 60,
+    }
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.5, what: str = ""):
     deadline = time.monotonic() + timeout
     while True:

@@ -12,7 +12,9 @@ import pytest
 
 from tests.queue.procs import log_text, wait_for, when
 
-pytestmark = [pytest.mark.slow]
+# The drain waits up to 150 s on its own: more than the global 300 s timeout allows
+# once MariaDB and a loaded CI machine add their share.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 SHORT = {"POBSYNC_RUNNER_EXECUTOR": "tests.queue.executors.short"}
 
 

@@ -16,7 +16,7 @@ from pobsync_models.queue import (
     reap,
     requeue,
 )
-from tests.support.factories import make_config, make_host, make_job, make_run
+from tests.support.factories import make_config, make_host, make_job, make_run, make_snapshot
 
 pytestmark = pytest.mark.django_db
 State = BackupJob.State
@@ -145,6 +145,25 @@ def test_it_reaps_an_expired_lease_back_to_queued_then_to_failed():
     assert reap().failed == 1
     job.refresh_from_db()
     assert job.state == State.FAILED and job.error == "lease expired" and job.attempts == 2
+
+
+def test_it_reaps_a_job_whose_run_committed_its_snapshot_as_succeeded():
+    """The runner died between the commit point and finish(): done, not run again."""
+    host = make_host()
+    job = make_job(host, max_attempts=3)
+    claim("w:1")
+    snapshot = make_snapshot(host, timezone.now(), rsync_exit_code=0)
+    run = make_run(host, "running", job=job, snapshot=snapshot, finished_at=None)
+    expire(job.pk)
+    assert reap().recovered == 1
+    job.refresh_from_db()
+    run.refresh_from_db()
+    host.refresh_from_db()
+    assert job.state == State.SUCCEEDED and job.attempts == 1
+    assert "after the snapshot was committed" in job.error
+    assert run.outcome == BackupRun.Outcome.SUCCESS and host.running_job_id is None
+    assert host.last_run_outcome == "success"
+    assert claim("w:2") is None
 
 
 def test_it_does_not_reap_a_live_lease():

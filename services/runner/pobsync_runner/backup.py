@@ -10,7 +10,9 @@ Failed and cancelled runs leave a recorded partial snapshot that seeds the next 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
-from pobsync_models.run_status import fail_running_runs, record_finished_run
+from pobsync_models.run_status import record_finished_run, settle_dead_runs
 from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
@@ -86,8 +88,9 @@ def _locked_backup(
     progress: Callable[[Progress], None] | None,
 ) -> BackupRun:
     started = timezone.now()
-    # We hold the host's lock, so any run still marked running died with its process.
-    fail_running_runs(
+    # We hold the host's lock, so any run still marked running died with its process
+    # (one that reached the commit point gets its snapshot's outcome).
+    settle_dead_runs(
         BackupRun.objects.filter(host=host),
         "interrupted: the process running this backup stopped before it finished",
         finished_at=started,
@@ -173,6 +176,7 @@ def _conclude(
         _db(lambda: commit(staged, code, result.stats, now))
     except OSError as exc:
         return _finish(run, Outcome.FAILED, f"cannot commit the snapshot: {exc}", tail)
+    _test_pause_after_commit()
     outcome, notes = Outcome.SUCCESS, []
     if code != 0:
         outcome = Outcome.WARNING
@@ -189,6 +193,16 @@ def _conclude(
     if prune:
         notes.append(_prune(host, spec, lock, now, run))
     return _finish(run, outcome, "; ".join(n for n in notes if n), tail)
+
+
+def _test_pause_after_commit() -> None:
+    """A test hook, never set outside tests (docs/configuration.md): with
+    POBSYNC_TEST_PAUSE_AFTER_COMMIT=<path>, create <path> right after the commit point and
+    sleep, so tests/queue/test_commit_crash.py can kill -9 the process exactly there."""
+    marker = os.environ.get("POBSYNC_TEST_PAUSE_AFTER_COMMIT")
+    if marker:
+        Path(marker).touch()
+        time.sleep(3600)
 
 
 def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:

@@ -43,6 +43,20 @@ OUTCOME_STATE = {
 }
 
 
+def finished_line(state: str, error: str) -> str:
+    """A finished job's outcome and its reason in one line, for the runner's log:
+    "succeeded", "succeeded with a warning: ...", "failed: ...", "cancelled: ..."."""
+    lines = error.strip().splitlines()
+    reason = lines[0][:200] if lines else ""
+    if not reason:
+        return state
+    if state == State.SUCCEEDED:
+        return f"succeeded with a warning: {reason}"
+    if reason.startswith(state):  # "cancelled; partial snapshot ... kept": say it once
+        return reason
+    return f"{state}: {reason}"
+
+
 def _engine_errors() -> tuple[type[BaseException], type[BaseException]]:
     """(HostBusy, BackupError) from the engine (contract 1)."""
     try:
@@ -122,7 +136,7 @@ class Runner(Daemon):
         self.next_reap = time.monotonic() + lease_ttl() / 2
         reaped = reap()
         if reaped.total:
-            self.say(f"reaped expired leases: {reaped.requeued} requeued, {reaped.failed} failed")
+            self.say(f"reaped expired leases: {reaped.summary()}")
 
     def on_stop_request(self) -> None:
         stop = self.current_stop
@@ -189,7 +203,7 @@ class Runner(Daemon):
             if state == State.CANCELLED and beat.cancel_requested:
                 error = error or "cancelled by request"
             written = finish(lease, state, error=error)
-            verb = state
+            verb = finished_line(state, error)
         if written:
             self.say(f"job {lease.job_id}: {verb}")
         else:

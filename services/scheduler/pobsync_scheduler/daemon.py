@@ -25,10 +25,7 @@ class Scheduler(Daemon):
     def process_one(self) -> bool:
         reaped = reap()
         if reaped.total:
-            self.say(
-                f"reaped expired leases: {reaped.requeued} requeued, {reaped.failed} failed, "
-                f"{reaped.hosts_repaired} hosts repaired"
-            )
+            self.say(f"reaped expired leases: {reaped.summary()}")
         result = tick(self.fixed_now or timezone.now(), known_broken=self.broken)
         if result.enqueued or result.initialised or result.broken:
             self.say(f"tick: {result.summary()}")

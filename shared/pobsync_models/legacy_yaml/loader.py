@@ -9,6 +9,8 @@ YAML's silent "last one wins". Every failure is a LoadError with one line.
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,13 @@ class GuardedSafeLoader(yaml.SafeLoader):
         return node
 
 
+def _one_line(text: str, limit: int = 120) -> str:
+    """PyYAML's messages can quote the document (a tag, a character): keep one short
+    line of them, never the file's content."""
+    first = text.strip().splitlines()[0] if text.strip() else "invalid YAML"
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
 def loads(text: str) -> Any:
     """Parse one YAML document with GuardedSafeLoader; LoadError on any problem."""
     try:
@@ -103,19 +112,23 @@ def loads(text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or exc.context or "invalid YAML"
-        raise LoadError(f"{where}{what}") from None
+        raise LoadError(f"{where}{_one_line(what)}") from None
     except yaml.YAMLError as exc:
-        raise LoadError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        raise LoadError(f"invalid YAML: {_one_line(str(exc))}") from None
     except RecursionError:
         raise LoadError("the document is nested too deeply; refused") from None
 
 
 def load_file(path: Path) -> Any:
-    """Read and parse `path` (a regular file of at most MAX_FILE_BYTES of UTF-8)."""
+    """Read and parse `path`: a regular file (not a symbolic link: a link could point at
+    any file this user can read, whose content an error message would then echo) of at
+    most MAX_FILE_BYTES of UTF-8."""
     try:
-        info = path.stat()
+        info = path.lstat()
     except OSError as exc:
         raise LoadError(f"cannot read: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise LoadError("is a symbolic link; refused (copy the file itself into place)")
     if not stat.S_ISREG(info.st_mode):
         raise LoadError("not a regular file")
     if info.st_size > MAX_FILE_BYTES:
@@ -123,7 +136,16 @@ def load_file(path: Path) -> Any:
             f"file is {info.st_size} bytes, over the {MAX_FILE_BYTES} byte limit; refused"
         )
     try:
-        with path.open("rb") as fh:
+        # O_NOFOLLOW: a file swapped for a link after the lstat() is refused too.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError("is a symbolic link; refused") from None
+        raise LoadError(f"cannot read: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise LoadError("not a regular file")
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise LoadError(f"cannot read: {exc.strerror}") from None

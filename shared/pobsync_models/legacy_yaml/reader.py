@@ -6,6 +6,7 @@ with no database at all, and it reports every problem of every file in one pass.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +52,9 @@ class ConfigFiles:
 
 
 def _read_global(prefix: Path, result: ConfigFiles) -> None:
-    candidates = [p for p in (config_dir(prefix) / f"global{s}" for s in SUFFIXES) if p.exists()]
+    candidates = [
+        p for p in (config_dir(prefix) / f"global{s}" for s in SUFFIXES) if os.path.lexists(p)
+    ]
     if not candidates:
         result.problems.append(
             Problem(str(global_path(prefix)), "", "missing (the global file with backup_root)")
@@ -81,6 +84,11 @@ def _read_hosts(prefix: Path, result: ConfigFiles) -> None:
     for path in sorted(directory.iterdir()):
         # Hidden files include export's own temporary files and editor swap files.
         if path.name.startswith("."):
+            continue
+        if path.suffix in SUFFIXES and path.is_symlink():
+            result.problems.append(
+                Problem(str(path), "", "is a symbolic link; refused (copy the file itself)")
+            )
             continue
         if path.suffix not in SUFFIXES or not path.is_file():
             result.ignored.append(path)

@@ -21,6 +21,7 @@ from typing import Any
 from pobsync_models.models import GlobalConfig, Host, Schedule
 from pobsync_models.models.config import DEFAULT_RETENTION
 from pobsync_models.specs import RETENTION_FIELDS
+from pobsync_models.validators import excerpt
 
 RULES = tuple(f.removeprefix("keep_") for f in RETENTION_FIELDS)
 
@@ -127,7 +128,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        return f"the text {excerpt(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -135,6 +136,15 @@ def _kind(value: Any) -> str:
     if isinstance(value, datetime.date):
         return f"the date {value}"
     return f"a {type(value).__name__}"
+
+
+def _key_text(name: object) -> str:
+    """A key read from the file, as a problem's location: plain keys as they are, any
+    other (long, odd characters) as a short quoted excerpt."""
+    text = str(name)
+    if len(text) <= 40 and text.replace("_", "").replace("-", "").isalnum():
+        return text
+    return excerpt(text)
 
 
 class _Checker:
@@ -154,11 +164,14 @@ class _Checker:
             self.problem("", "the file is empty")
             return None
         if not isinstance(value, dict):
-            self.problem(key or "(top level)", f"expected a mapping of keys, got {_kind(value)}")
+            # At the top level the "value" is the whole file: never quote it (a file that
+            # is not a configuration at all may hold anything).
+            got = _kind(value) if key or not isinstance(value, str) else "text"
+            self.problem(key or "(top level)", f"expected a mapping of keys, got {got}")
             return None
         result: dict[str, Any] = {}
         for name, item in value.items():
-            path = f"{key}.{name}" if key else str(name)
+            path = f"{key}.{_key_text(name)}" if key else _key_text(name)
             if not isinstance(name, str):
                 self.problem(path, "keys must be text")
             elif name not in allowed:
@@ -311,7 +324,7 @@ def parse_host(data: Any, file: str, name: str) -> tuple[HostDoc | None, list[Pr
         if isinstance(given, str) and given != name:
             check.problem(
                 "name",
-                f"{given!r} does not match the file name (a host's file must be named "
+                f"{excerpt(given)} does not match the file name (a host's file must be named "
                 f"<name>.yaml; rename the file or fix the key)",
             )
     if "address" not in top:

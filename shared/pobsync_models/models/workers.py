@@ -26,6 +26,7 @@ class WorkerProcess(models.Model):
 
     class Meta:
         ordering = ["kind", "worker_id"]
+        verbose_name_plural = "worker processes"  # Django's default adds an "s": "processs"
         indexes = [models.Index(fields=["kind", "last_seen_at"], name="worker_seen_idx")]
 
     def __str__(self) -> str:

@@ -5,11 +5,27 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand, format_table, get_host
+from pobsync_models.management.commands.show_job import job_lines
 from pobsync_models.models import BackupJob
 
 
 def _t(when) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+
+
+REASON_WIDTH = 60
+ELLIPSIS = "..."
+
+
+def _reason(error: str) -> str:
+    """The first line of a job's reason, cut to fit the table; "..." says there is more."""
+    if not error:
+        return ""
+    lines = error.strip().splitlines() or [""]
+    first = lines[0]
+    if len(first) > REASON_WIDTH:
+        return first[: REASON_WIDTH - len(ELLIPSIS)] + ELLIPSIS
+    return first + (f" {ELLIPSIS}" if len(lines) > 1 else "")
 
 
 class Command(PobsyncCommand):
@@ -21,8 +37,18 @@ class Command(PobsyncCommand):
         parser.add_argument("--state", choices=BackupJob.State.values, help="only this state")
         parser.add_argument("--host", help="only this host")
         parser.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
+        parser.add_argument(
+            "--id",
+            type=int,
+            metavar="N",
+            help="show job N in full (its whole reason and its runs), like `pobsync show-job N`",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["id"] is not None:
+            for line in job_lines(opts["id"]):
+                self.stdout.write(line)
+            return
         if opts["limit"] < 1:
             raise CommandError("--limit must be at least 1")
         jobs = BackupJob.objects.select_related("host").order_by("-id")
@@ -42,7 +68,7 @@ class Command(PobsyncCommand):
                 f"{job.attempts}/{job.max_attempts}",
                 job.worker_id,
                 _t(job.lease_expires_at),
-                job.error.splitlines()[0][:60] if job.error else "",
+                _reason(job.error),
             )
             for job in jobs[: opts["limit"]]
         ]
@@ -63,3 +89,5 @@ class Command(PobsyncCommand):
             "error",
         )
         self.stdout.write(format_table(headers, rows))
+        if any(row[-1].endswith(ELLIPSIS) for row in rows):
+            self.stdout.write(f"({ELLIPSIS}: cut short; `pobsync jobs --id N` shows a job in full)")

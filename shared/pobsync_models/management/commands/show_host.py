@@ -1,11 +1,42 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.utils import timezone
 
 from pobsync_models.commandbase import PobsyncCommand, get_host, require_global_config
+from pobsync_models.models import Host
+from pobsync_models.registry import relative
 from pobsync_models.specs import RETENTION_FIELDS, host_spec
+
+
+def _exact(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({relative(moment, now)})"
+
+
+def health_lines(host: Host) -> list[tuple[str, str]]:
+    """The dashboard's verdict on the host (pobsync_web.overview), with exact times."""
+    from pobsync_web.overview import host_rows
+
+    now = timezone.now()
+    (row,) = host_rows(Host.objects.filter(pk=host.pk), now)
+    full = row.host
+    last_run = "never"
+    if full.last_run_at is not None:
+        last_run = f"{full.last_run_outcome}, started {_exact(full.last_run_at, now)}"
+        if full.last_message:
+            last_run += f": {full.last_message.splitlines()[0]}"
+    return [
+        ("status", str(row.health.health) + (" (running)" if full.running_job_id else "")),
+        ("last success", _exact(full.last_success_at, now)),
+        ("last run", last_run),
+        ("next run", _exact(full.next_run_at, now) if full.next_run_at else "none scheduled"),
+        ("snapshots", f"{row.snapshot_count} complete (newest {full.newest_snapshot or '-'})"),
+    ]
 
 
 class Command(PobsyncCommand):
@@ -26,6 +57,7 @@ class Command(PobsyncCommand):
         lines = [
             ("host", host.name),
             ("enabled", "yes" if host.enabled else "no"),
+            *health_lines(host),
             ("address", host.address),
             ("ssh user", f"{spec.ssh.user}{origin(host.ssh_user)}"),
             ("ssh port", f"{spec.ssh.port}{origin(host.ssh_port)}"),

@@ -49,6 +49,14 @@ class Command(PobsyncCommand):
         self.stdout.write(f"{pattern} offers:")
         for key in keys:
             self.stdout.write(f"  {key.key_type:<22} {key.fingerprint}")
+        # Checked before anything else: a fingerprint the host does not offer is a
+        # mistake or an attack whatever known_hosts already says, never "already trusted".
+        wanted = opts["fingerprint"]
+        if wanted and wanted not in {k.fingerprint for k in keys}:
+            raise CommandError(
+                f"fingerprint {wanted} matches none of the host's keys (those {pattern} "
+                "offers, listed above): check it; nothing changed"
+            )
         existing = known_lines(ssh.known_hosts_path, pattern)
         offered = [k.line for k in keys]
         if existing and sorted(existing) == sorted(offered):
@@ -59,12 +67,7 @@ class Command(PobsyncCommand):
                 f"{pattern} already has different keys in {ssh.known_hosts_path}: the host key "
                 "changed or someone is in the middle; check it, then use --replace"
             )
-        if opts["fingerprint"]:
-            if opts["fingerprint"] not in {k.fingerprint for k in keys}:
-                raise CommandError(
-                    f"no offered key has fingerprint {opts['fingerprint']}: not trusting {pattern}"
-                )
-        elif not opts["yes"]:
+        if not wanted and not opts["yes"]:
             if not sys.stdin.isatty():
                 raise CommandError(
                     "compare the fingerprints above with the host's own "
