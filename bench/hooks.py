@@ -202,15 +202,15 @@ def run(args, work: Path, server) -> int:
                 added.append(new_bytes(snaps[-1], snaps[:-1]))
 
     print()
-    print(f"{'':<28}{'plain ssh > file':>17}{'pobsync':>10}{'ratio':>7}")
+    print(f"{'':<40}{'plain ssh > file':>17}{'pobsync':>10}{'ratio':>7}")
     for label, figures in (("changed dump", changed), ("unchanged dump (linked)", same)):
         med = {k: statistics.median(v) for k, v in figures.items()}
         print(
-            f"{label + ', dump step':<28}{med['base_dump']:>16.2f}s{med['pob_dump']:>9.2f}s"
+            f"{label + ', dump step':<40}{med['base_dump']:>16.2f}s{med['pob_dump']:>9.2f}s"
             f"{med['pob_dump'] / med['base_dump']:>7.2f}"
         )
         print(
-            f"{label + ', whole backup':<28}{med['base_all']:>16.2f}s{med['pob_all']:>9.2f}s"
+            f"{label + ', whole backup':<40}{med['base_all']:>16.2f}s{med['pob_all']:>9.2f}s"
             f"{med['pob_all'] / med['base_all']:>7.2f}"
         )
     print()

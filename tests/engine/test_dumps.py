@@ -245,3 +245,24 @@ def test_dumps_live_at_the_snapshot_root_apart_from_the_remotes_own_files(engine
     assert (snapshot / "_dumps" / "db.sql").read_text() == "real\n"
     mirrored = snapshot / engine.src.relative_to("/") / "_dumps" / "db.sql"
     assert mirrored.read_text() == "the remote's own file"
+
+
+def test_a_base_copy_that_is_a_symlink_is_never_followed_or_linked(
+    engine, sshd, keys_dir, tmp_path
+):
+    (engine.src / "a.txt").write_text("a")
+    with_dumps(engine, sshd, {"db.sql": ["/bin/echo", "same"]})
+    first = run_backup(engine.host)
+    old = engine.host_dir / first.snapshot_name / "_dumps" / "db.sql"
+    elsewhere = tmp_path / "elsewhere.sql"
+    elsewhere.write_text("same\n")  # identical bytes, reached only through a symlink
+    old.unlink()
+    old.symlink_to(elsewhere)
+
+    second = run_backup(engine.host)
+
+    assert second.outcome == Outcome.SUCCESS, second.message
+    assert second.dumps[0]["linked"] is False
+    new = engine.host_dir / second.snapshot_name / "_dumps" / "db.sql"
+    assert not new.is_symlink() and new.read_text() == "same\n"
+    assert os.stat(new).st_ino != os.stat(elsewhere).st_ino

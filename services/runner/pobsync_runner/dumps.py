@@ -10,8 +10,9 @@ nothing at all, or produces no output for `stall_seconds`. The reason is the dum
 first stderr line. A failed dump leaves no file behind.
 
 Unchanged dumps cost no space: the new file is compared byte for byte with the base
-snapshot's copy and, when equal, replaced by a hard link to it. Compression is gzip
-with a fixed header (no name, no time), so equal dumps compress to equal bytes.
+snapshot's copy while it is written and, when equal, replaced by a hard link to it.
+Compression is gzip with a fixed header (no name, no time), so equal dumps compress to
+equal bytes.
 """
 
 from __future__ import annotations
@@ -119,13 +120,15 @@ def _one_dump(
         result.error = f"dump {name}: {exc}"
         return result, ""
     stderr = CappedBuffer(STDERR_CAP_BYTES)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    old = base / DUMPS_DIR / filename if base else None
+    sink = _Sink(tmp, old, spec.hooks.dump_compress)
     try:
-        code, why = _stream(argv, fd, spec.hooks.dump_compress, stderr, stall_seconds, stop)
+        code, why = _stream(argv, sink, stderr, stall_seconds, stop)
+        same = sink.same
     finally:
-        os.close(fd)
+        sink.close()
     result.seconds = round(time.monotonic() - started, 3)
-    result.bytes = tmp.stat().st_size
+    result.bytes = sink.written
     text = stderr.text()
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if why:
@@ -135,7 +138,7 @@ def _one_dump(
         result.error = f"dump {name} {how}"
     elif first:
         result.error = f"dump {name} wrote to stderr"
-    elif _empty(tmp, spec.hooks.dump_compress):
+    elif sink.raw == 0:
         result.error = f"dump {name} is empty"
     if result.error:
         if first:
@@ -143,55 +146,121 @@ def _one_dump(
         tmp.unlink(missing_ok=True)
         result.bytes = 0
         return result, text
-    result.linked = _link_if_same(tmp, final, base / DUMPS_DIR / filename if base else None)
-    if not result.linked:
+    result.linked = same and old is not None and _link(old, final)
+    if result.linked:
+        tmp.unlink()
+    else:
         os.rename(tmp, final)
     return result, text
 
 
+class _Sink:
+    """Writes the dump's bytes (gzip-compressed when asked) into a new file and
+    compares them, as they are written, with the base snapshot's copy.
+
+    The old copy lies in an earlier snapshot (hostile data): it is used only if it is a
+    regular file, opened without following links. `same` holds at the end when every
+    byte matched and the old copy has no more.
+    """
+
+    def __init__(self, path: Path, old: Path | None, compress: bool) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        self.gz = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None  # mtime 0
+        self.raw = self.written = 0
+        self.old: int | None = None
+        if old is not None:
+            with contextlib.suppress(OSError):
+                fd = os.open(old, os.O_RDONLY | os.O_NOFOLLOW)
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    self.old = fd
+                else:
+                    os.close(fd)
+        self.matched = self.old is not None
+
+    def feed(self, chunk: bytes) -> None:
+        self.raw += len(chunk)
+        self._write(self.gz.compress(chunk) if self.gz is not None else chunk)
+
+    def finish(self) -> None:
+        if self.gz is not None:
+            self._write(self.gz.flush())
+            self.gz = None
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.written += len(data)
+        if self.matched and data:
+            assert self.old is not None  # noqa: S101
+            self.matched = _read_exactly(self.old, len(data)) == data
+
+    @property
+    def same(self) -> bool:
+        return self.matched and self.old is not None and os.read(self.old, 1) == b""
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.old is not None:
+            os.close(self.old)
+            self.old = None
+
+
+def _read_exactly(fd: int, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        part = os.read(fd, left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def _stream(
     argv: list[str],
-    fd: int,
-    compress: bool,
+    sink: _Sink,
     stderr: CappedBuffer,
     stall_seconds: float,
     stop: threading.Event | None,
 ) -> tuple[int | None, str]:
-    """Run the dump with stdout into `fd` (through gzip when `compress`): (code, why).
+    """Run the dump over ssh with its stdout into `sink`: (exit code, why).
 
     `why` is "" normally, or says why the dump was killed (stalled, cancelled).
-    Uncompressed output goes straight from ssh into the file (no copy in Python).
     """
     try:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if compress else fd,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
             preexec_fn=_preexec(os.getpid()),  # noqa: PLW1509
         )
     except OSError as exc:
         return None, f"cannot start ssh: {exc.strerror}"
-    assert proc.stderr is not None  # noqa: S101
-    progress = [time.monotonic(), 0]  # last time the output grew, output bytes so far
+    assert proc.stdout is not None and proc.stderr is not None  # noqa: S101
+    last_output = [time.monotonic()]
+    failures: list[BaseException] = []
 
     def read_stderr() -> None:
         while chunk := os.read(proc.stderr.fileno(), 65536):
             stderr.feed(chunk)
 
-    def compress_stdout() -> None:
-        assert proc.stdout is not None  # noqa: S101
-        gz = zlib.compressobj(6, zlib.DEFLATED, 31)  # gzip header with mtime 0, no name
-        with os.fdopen(os.dup(fd), "wb") as out:
-            while chunk := proc.stdout.read1(CHUNK):
-                out.write(gz.compress(chunk))
-                progress[0], progress[1] = time.monotonic(), progress[1] + len(chunk)
-            out.write(gz.flush())
+    def copy_stdout() -> None:
+        try:
+            while chunk := os.read(proc.stdout.fileno(), CHUNK):
+                sink.feed(chunk)
+                last_output[0] = time.monotonic()
+            sink.finish()
+        except OSError as exc:  # disk full: stop reading, the dump is killed below
+            failures.append(exc)
 
-    threads = [threading.Thread(target=read_stderr, daemon=True)]
-    if compress:
-        threads.append(threading.Thread(target=compress_stdout, daemon=True))
+    threads = [
+        threading.Thread(target=read_stderr, daemon=True),
+        threading.Thread(target=copy_stdout, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     why = ""
@@ -202,13 +271,11 @@ def _stream(
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if not compress:
-                size = os.fstat(fd).st_size
-                if size != progress[1]:
-                    progress[0], progress[1] = time.monotonic(), size
-            if stop is not None and stop.is_set():
+            if failures:
+                why = f"cannot be written: {failures[0]}"
+            elif stop is not None and stop.is_set():
                 why = "stopped: the run was cancelled"
-            elif time.monotonic() - progress[0] > stall_seconds:
+            elif time.monotonic() - last_output[0] > stall_seconds:
                 why = f"produced no output for {stall_seconds:g}s and was killed"
             if why:
                 kill_group(proc)
@@ -220,47 +287,17 @@ def _stream(
         for thread in threads:
             thread.join(timeout=30)
         proc.stderr.close()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        proc.stdout.close()
+    if failures and not why:
+        why = f"cannot be written: {failures[0]}"
     return proc.returncode, why
 
 
-def _empty(path: Path, compressed: bool) -> bool:
-    if not compressed:
-        return path.stat().st_size == 0
-    with open(path, "rb") as f:
-        return zlib.decompressobj(31).decompress(f.read(64 * 1024), 1) == b""
-
-
-def _link_if_same(new: Path, final: Path, old: Path | None) -> bool:
-    """Replace `new` by a hard link to `old` when both hold the same bytes.
-
-    `old` lies in an earlier snapshot (hostile data): it must be a regular file, not a
-    symlink, and it is opened without following links.
-    """
-    if old is None:
-        return False
-    try:
-        st = os.lstat(old)
-    except OSError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or st.st_size != new.stat().st_size:
-        return False
-    try:
-        fd = os.open(old, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    with os.fdopen(fd, "rb") as a, open(new, "rb") as b:
-        while True:
-            x, y = a.read(CHUNK), b.read(CHUNK)
-            if x != y:
-                return False
-            if not x:
-                break
+def _link(old: Path, final: Path) -> bool:
+    """Hard-link the base snapshot's identical copy; False when the file system refuses
+    (too many links, another file system): the new copy is kept then."""
     try:
         os.link(old, final, follow_symlinks=False)
-    except OSError:  # EMLINK, another file system: keep the copy
+    except OSError:
         return False
-    with contextlib.suppress(OSError):
-        new.unlink()
     return True
