@@ -15,6 +15,7 @@ import pytest
 from pobsync_models.models import BackupRun, SnapshotRecord
 from pobsync_runner.backup import run_backup
 from tests.engine.remote_commands import authorize_command, sh
+from tests.engine.slow_transfer import wait_for
 from tests.support.mariadb import admin_connection, need_mariadb
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
@@ -266,3 +267,37 @@ def test_a_base_copy_that_is_a_symlink_is_never_followed_or_linked(
     new = engine.host_dir / second.snapshot_name / "_dumps" / "db.sql"
     assert not new.is_symlink() and new.read_text() == "same\n"
     assert os.stat(new).st_ino != os.stat(elsewhere).st_ino
+
+
+def test_a_stalled_dump_is_killed_after_the_io_timeout_and_fails_the_run(engine, sshd, keys_dir):
+    (engine.src / "a.txt").write_text("a")
+    engine.config.rsync_timeout = 2
+    engine.config.save()
+    with_dumps(engine, sshd, {"db.sql": sh("echo '-- begin'; exec /bin/sleep 300")})
+
+    run = run_backup(engine.host)
+
+    assert run.outcome == Outcome.FAILED
+    assert run.message.startswith("dump db.sql produced no output for 2s and was killed")
+    assert SnapshotRecord.objects.get(name=run.snapshot_name).state == "partial"
+
+
+def test_a_dump_cancelled_midway_ends_the_run_cancelled_with_nothing_committed(
+    engine, sshd, keys_dir
+):
+    (engine.src / "a.txt").write_text("a")
+    with_dumps(engine, sshd, {"db.sql": sh("echo '-- begin'; exec /bin/sleep 300")})
+    stop = threading.Event()
+    staging = engine.host_dir
+    threading.Thread(
+        target=lambda: (
+            wait_for(lambda: any(staging.glob("*.partial/_dumps/.db.sql.tmp"))) and stop.set()
+        ),
+        daemon=True,
+    ).start()
+
+    run = run_backup(engine.host, stop=stop)
+
+    assert run.outcome == Outcome.CANCELLED
+    assert SnapshotRecord.objects.get(name=run.snapshot_name).state == "partial"
+    assert not (engine.host_dir / run.snapshot_name).exists()

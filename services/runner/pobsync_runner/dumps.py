@@ -10,7 +10,7 @@ nothing at all, or produces no output for `stall_seconds`. The reason is the dum
 first stderr line. A failed dump leaves no file behind.
 
 Unchanged dumps cost no space: the new file is compared byte for byte with the base
-snapshot's copy while it is written and, when equal, replaced by a hard link to it.
+snapshot's copy (see _Sink) and, when equal, replaced by a hard link to it.
 Compression is gzip with a fixed header (no name, no time), so equal dumps compress to
 equal bytes.
 """
@@ -124,7 +124,7 @@ def _one_dump(
     sink = _Sink(tmp, old, spec.hooks.dump_compress)
     try:
         code, why = _stream(argv, sink, stderr, stall_seconds, stop)
-        same = sink.same
+        same = not why and code == 0 and sink.same()
     finally:
         sink.close()
     result.seconds = round(time.monotonic() - started, 3)
@@ -155,17 +155,22 @@ def _one_dump(
 
 
 class _Sink:
-    """Writes the dump's bytes (gzip-compressed when asked) into a new file and
-    compares them, as they are written, with the base snapshot's copy.
+    """Where a dump's bytes go, and whether they equal the base snapshot's copy.
+
+    Uncompressed (`direct`): ssh writes straight into the file (no copy through Python,
+    as fast as `ssh ... > file`); the comparison with the old copy runs afterwards and
+    only when the sizes match. Compressed: the bytes pass through zlib here and are
+    compared as they are written.
 
     The old copy lies in an earlier snapshot (hostile data): it is used only if it is a
-    regular file, opened without following links. `same` holds at the end when every
-    byte matched and the old copy has no more.
+    regular file, opened without following links.
     """
 
     def __init__(self, path: Path, old: Path | None, compress: bool) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        self.gz = zlib.compressobj(6, zlib.DEFLATED, 31) if compress else None  # mtime 0
+        self.path = path
+        self.direct = not compress
+        self.gz = None if self.direct else zlib.compressobj(6, zlib.DEFLATED, 31)  # mtime 0
         self.raw = self.written = 0
         self.old: int | None = None
         if old is not None:
@@ -176,6 +181,9 @@ class _Sink:
                 else:
                     os.close(fd)
         self.matched = self.old is not None
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
 
     def feed(self, chunk: bytes) -> None:
         self.raw += len(chunk)
@@ -196,11 +204,23 @@ class _Sink:
             assert self.old is not None  # noqa: S101
             self.matched = _read_exactly(self.old, len(data)) == data
 
-    @property
     def same(self) -> bool:
-        return self.matched and self.old is not None and os.read(self.old, 1) == b""
+        """Every byte equals the old copy's, and the old copy has no more."""
+        if self.old is None:
+            return False
+        if self.direct:
+            self.raw = self.written = self.size()
+            if os.fstat(self.old).st_size != self.written:
+                return False
+            with open(self.path, "rb") as new:
+                while chunk := new.read(CHUNK):
+                    if _read_exactly(self.old, len(chunk)) != chunk:
+                        return False
+        return self.matched if not self.direct else os.read(self.old, 1) == b""
 
     def close(self) -> None:
+        if self.direct:
+            self.raw = self.written = self.size()
         os.close(self.fd)
         if self.old is not None:
             os.close(self.old)
@@ -233,15 +253,15 @@ def _stream(
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            stdout=sink.fd if sink.direct else subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
             preexec_fn=_preexec(os.getpid()),  # noqa: PLW1509
         )
     except OSError as exc:
         return None, f"cannot start ssh: {exc.strerror}"
-    assert proc.stdout is not None and proc.stderr is not None  # noqa: S101
-    last_output = [time.monotonic()]
+    assert proc.stderr is not None  # noqa: S101
+    last_output = [time.monotonic(), 0]  # when the output last grew, its size then
     failures: list[BaseException] = []
 
     def read_stderr() -> None:
@@ -249,6 +269,7 @@ def _stream(
             stderr.feed(chunk)
 
     def copy_stdout() -> None:
+        assert proc.stdout is not None  # noqa: S101
         try:
             while chunk := os.read(proc.stdout.fileno(), CHUNK):
                 sink.feed(chunk)
@@ -257,10 +278,9 @@ def _stream(
         except OSError as exc:  # disk full: stop reading, the dump is killed below
             failures.append(exc)
 
-    threads = [
-        threading.Thread(target=read_stderr, daemon=True),
-        threading.Thread(target=copy_stdout, daemon=True),
-    ]
+    threads = [threading.Thread(target=read_stderr, daemon=True)]
+    if not sink.direct:
+        threads.append(threading.Thread(target=copy_stdout, daemon=True))
     for thread in threads:
         thread.start()
     why = ""
@@ -271,6 +291,8 @@ def _stream(
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if sink.direct and (size := sink.size()) != last_output[1]:
+                last_output[:] = [time.monotonic(), size]
             if failures:
                 why = f"cannot be written: {failures[0]}"
             elif stop is not None and stop.is_set():
@@ -287,7 +309,8 @@ def _stream(
         for thread in threads:
             thread.join(timeout=30)
         proc.stderr.close()
-        proc.stdout.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
     if failures and not why:
         why = f"cannot be written: {failures[0]}"
     return proc.returncode, why
