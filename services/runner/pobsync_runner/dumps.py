@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import threading
@@ -29,7 +30,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
-from pobsync_runner.hooks import CappedBuffer, _preexec, kill_group
+from pobsync_runner.hooks import (
+    KILL_GRACE_SECONDS,
+    CappedBuffer,
+    _preexec,
+    kill_group,
+    signal_group,
+)
 from pobsync_runner.remotekeys import remote_command_argv
 
 DUMPS_DIR = "_dumps"
@@ -283,37 +290,45 @@ def _stream(
         threads.append(threading.Thread(target=copy_stdout, daemon=True))
     for thread in threads:
         thread.start()
-    why = ""
-    try:
-        while True:
-            try:
-                proc.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+    # The main thread blocks in wait() (no polling delay at the end of a dump); a
+    # watchdog checks twice a second for a stop request, a stall or a failed write.
+    why: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
             if sink.direct and (size := sink.size()) != last_output[1]:
                 last_output[:] = [time.monotonic(), size]
             if failures:
-                why = f"cannot be written: {failures[0]}"
+                why.append(f"cannot be written: {failures[0]}")
             elif stop is not None and stop.is_set():
-                why = "stopped: the run was cancelled"
+                why.append("stopped: the run was cancelled")
             elif time.monotonic() - last_output[0] > stall_seconds:
-                why = f"produced no output for {stall_seconds:g}s and was killed"
+                why.append(f"produced no output for {stall_seconds:g}s and was killed")
             if why:
-                kill_group(proc)
-                break
+                signal_group(proc.pid, signal.SIGTERM)
+                if not done.wait(KILL_GRACE_SECONDS):
+                    signal_group(proc.pid, signal.SIGKILL)
+                return
+
+    watchdog = threading.Thread(target=watch, daemon=True)
+    watchdog.start()
+    try:
+        proc.wait()
     except BaseException:
         kill_group(proc, grace=0)
         raise
     finally:
+        done.set()
+        watchdog.join()
         for thread in threads:
             thread.join(timeout=30)
         proc.stderr.close()
         if proc.stdout is not None:
             proc.stdout.close()
     if failures and not why:
-        why = f"cannot be written: {failures[0]}"
-    return proc.returncode, why
+        why.append(f"cannot be written: {failures[0]}")
+    return proc.returncode, why[0] if why else ""
 
 
 def _link(old: Path, final: Path) -> bool:

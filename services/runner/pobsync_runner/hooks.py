@@ -103,6 +103,11 @@ def last_line(text: str) -> str:
     return ""
 
 
+def signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
 def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE_SECONDS) -> None:
     """SIGTERM the process group, SIGKILL it after `grace` seconds; reap the leader."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
