@@ -129,6 +129,7 @@ def _one_dump(
     stderr = CappedBuffer(STDERR_CAP_BYTES)
     old = base / DUMPS_DIR / filename if base else None
     sink = _Sink(tmp, old, spec.hooks.dump_compress)
+    sink.follow()
     try:
         code, why = _stream(argv, sink, stderr, stall_seconds, stop)
         same = not why and code == 0 and sink.same()
@@ -165,9 +166,9 @@ class _Sink:
     """Where a dump's bytes go, and whether they equal the base snapshot's copy.
 
     Uncompressed (`direct`): ssh writes straight into the file (no copy through Python,
-    as fast as `ssh ... > file`); the comparison with the old copy runs afterwards and
-    only when the sizes match. Compressed: the bytes pass through zlib here and are
-    compared as they are written.
+    as fast as `ssh ... > file`) while a thread follows the growing file and compares it
+    with the old copy. Compressed: the bytes pass through zlib here and are compared as
+    they are written.
 
     The old copy lies in an earlier snapshot (hostile data): it is used only if it is a
     regular file, opened without following links.
@@ -211,23 +212,54 @@ class _Sink:
             assert self.old is not None  # noqa: S101
             self.matched = _read_exactly(self.old, len(data)) == data
 
+    def follow(self) -> None:
+        """Direct mode: compare, in a thread, what ssh has written so far with the old
+        copy, so an unchanged dump is known to be unchanged when the transfer ends."""
+        if self.direct and self.old is not None:
+            self.ended = threading.Event()
+            self.compared = 0
+            self.follower = threading.Thread(target=self._follow, daemon=True)
+            self.follower.start()
+
+    def _follow(self) -> None:
+        assert self.old is not None  # noqa: S101
+        old_size = os.fstat(self.old).st_size
+        rfd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            while self.matched:
+                size = self.size()
+                if size > old_size:
+                    self.matched = False
+                elif size > self.compared:
+                    n = min(size - self.compared, CHUNK)
+                    new = os.pread(rfd, n, self.compared)
+                    if not new or os.pread(self.old, len(new), self.compared) != new:
+                        self.matched = False
+                    self.compared += len(new)
+                elif self.ended.is_set():
+                    return
+                else:
+                    self.ended.wait(0.05)
+        finally:
+            os.close(rfd)
+
     def same(self) -> bool:
         """Every byte equals the old copy's, and the old copy has no more."""
         if self.old is None:
             return False
-        if self.direct:
-            self.raw = self.written = self.size()
-            if os.fstat(self.old).st_size != self.written:
-                return False
-            with open(self.path, "rb") as new:
-                while chunk := new.read(CHUNK):
-                    if _read_exactly(self.old, len(chunk)) != chunk:
-                        return False
-        return self.matched if not self.direct else os.read(self.old, 1) == b""
+        if not self.direct:
+            return self.matched and os.read(self.old, 1) == b""
+        self.ended.set()
+        self.follower.join()
+        size = self.size()
+        return self.matched and self.compared == size == os.fstat(self.old).st_size
 
     def close(self) -> None:
         if self.direct:
             self.raw = self.written = self.size()
+            if getattr(self, "follower", None) is not None:
+                self.ended.set()
+                self.follower.join()
         os.close(self.fd)
         if self.old is not None:
             os.close(self.old)
