@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pobsync_models.specs import command_keys_dir
 from pobsync_runner.remotekeys import authorized_line, ensure_command_key
 from tests.support.sshd import SshServer
+
+
+@pytest.fixture
+def keys_dir(settings, tmp_path):
+    """Command keys (`ssh-key --command`) go to this test's own POBSYNC_SSH_DIR."""
+    settings.POBSYNC_SSH_DIR = tmp_path / "ssh"
+    return settings.POBSYNC_SSH_DIR
 
 
 def authorize_command(sshd: SshServer, argv: list[str]) -> Path:

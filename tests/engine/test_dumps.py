@@ -14,18 +14,16 @@ import pytest
 
 from pobsync_models.models import BackupRun, SnapshotRecord
 from pobsync_runner.backup import run_backup
-from tests.engine.remote_commands import authorize_command, sh
+from tests.engine.remote_commands import (
+    authorize_command,
+    keys_dir,  # noqa: F401  (a fixture)
+    sh,
+)
 from tests.engine.slow_transfer import wait_for
 from tests.support.mariadb import admin_connection, need_mariadb
 
-pytestmark = [pytest.mark.slow, pytest.mark.sshd]
+pytestmark = [pytest.mark.slow, pytest.mark.sshd, pytest.mark.usefixtures("keys_dir")]
 Outcome = BackupRun.Outcome
-
-
-@pytest.fixture
-def keys_dir(settings, tmp_path):
-    settings.POBSYNC_SSH_DIR = tmp_path / "ssh"
-    return settings.POBSYNC_SSH_DIR
 
 
 def with_dumps(engine, sshd, dumps: dict[str, list[str]], **fields) -> None:
@@ -50,7 +48,7 @@ def rows(db) -> list[tuple]:
 
 
 def test_a_live_sqlite_database_is_dumped_restored_and_linked_when_unchanged(
-    engine, sshd, keys_dir, tmp_path
+    engine, sshd, tmp_path
 ):
     (engine.src / "a.txt").write_text("a")
     db = tmp_path / "app.sqlite"
@@ -101,9 +99,7 @@ def test_a_live_sqlite_database_is_dumped_restored_and_linked_when_unchanged(
     assert rows(last) == rows(db)
 
 
-def test_a_mariadb_dump_through_a_forced_command_restores_to_the_same_data(
-    engine, sshd, keys_dir, tmp_path
-):
+def test_a_mariadb_dump_through_a_forced_command_restores_to_the_same_data(engine, sshd, tmp_path):
     need_mariadb()
     import secrets
 
@@ -163,7 +159,7 @@ def ssh_with(sshd, key, *extra: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_a_command_key_runs_its_one_command_and_nothing_else(sshd, keys_dir, tmp_path):
+def test_a_command_key_runs_its_one_command_and_nothing_else(sshd, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("do not leak\n")
     key = authorize_command(sshd, ["/bin/echo", "the dump"])
@@ -179,7 +175,7 @@ def test_a_command_key_runs_its_one_command_and_nothing_else(sshd, keys_dir, tmp
     assert forward.returncode != 0 and "remote port forwarding failed" in forward.stderr
 
 
-def test_a_failing_dump_fails_the_run_with_the_dumps_own_error_line(engine, sshd, keys_dir):
+def test_a_failing_dump_fails_the_run_with_the_dumps_own_error_line(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     broken = sh(
         "echo '-- partial'; echo 'mariadb-dump: Got error: 1045: Access denied' >&2; exit 2"
@@ -202,7 +198,7 @@ def test_a_failing_dump_fails_the_run_with_the_dumps_own_error_line(engine, sshd
     assert run.dumps[0]["error"].startswith("dump db.sql exited with code 2")
 
 
-def test_an_empty_dump_fails_the_run(engine, sshd, keys_dir):
+def test_an_empty_dump_fails_the_run(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     with_dumps(engine, sshd, {"db.sql": ["/bin/true"]})
 
@@ -212,7 +208,7 @@ def test_an_empty_dump_fails_the_run(engine, sshd, keys_dir):
     assert run.message.startswith("dump db.sql is empty; partial snapshot")
 
 
-def test_a_dump_that_prints_an_error_but_exits_zero_fails_the_run(engine, sshd, keys_dir):
+def test_a_dump_that_prints_an_error_but_exits_zero_fails_the_run(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     with_dumps(engine, sshd, {"db.sql": sh("echo data; echo 'pg_dumpall: warning: x' >&2")})
 
@@ -222,7 +218,7 @@ def test_a_dump_that_prints_an_error_but_exits_zero_fails_the_run(engine, sshd, 
     assert run.message.startswith("dump db.sql wrote to stderr: pg_dumpall: warning: x")
 
 
-def test_a_host_can_let_dumps_fail_with_a_warning(engine, sshd, keys_dir):
+def test_a_host_can_let_dumps_fail_with_a_warning(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     with_dumps(engine, sshd, {"db.sql": sh("echo 'no server' >&2; exit 1")}, dumps_may_fail=True)
 
@@ -234,7 +230,7 @@ def test_a_host_can_let_dumps_fail_with_a_warning(engine, sshd, keys_dir):
     assert snapshot.is_dir() and not (snapshot / "_dumps" / "db.sql").exists()
 
 
-def test_dumps_live_at_the_snapshot_root_apart_from_the_remotes_own_files(engine, sshd, keys_dir):
+def test_dumps_live_at_the_snapshot_root_apart_from_the_remotes_own_files(engine, sshd):
     (engine.src / "_dumps").mkdir()
     (engine.src / "_dumps" / "db.sql").write_text("the remote's own file")
     with_dumps(engine, sshd, {"db.sql": ["/bin/echo", "real"]})
@@ -248,9 +244,7 @@ def test_dumps_live_at_the_snapshot_root_apart_from_the_remotes_own_files(engine
     assert mirrored.read_text() == "the remote's own file"
 
 
-def test_a_base_copy_that_is_a_symlink_is_never_followed_or_linked(
-    engine, sshd, keys_dir, tmp_path
-):
+def test_a_base_copy_that_is_a_symlink_is_never_followed_or_linked(engine, sshd, tmp_path):
     (engine.src / "a.txt").write_text("a")
     with_dumps(engine, sshd, {"db.sql": ["/bin/echo", "same"]})
     first = run_backup(engine.host)
@@ -269,7 +263,7 @@ def test_a_base_copy_that_is_a_symlink_is_never_followed_or_linked(
     assert os.stat(new).st_ino != os.stat(elsewhere).st_ino
 
 
-def test_a_stalled_dump_is_killed_after_the_io_timeout_and_fails_the_run(engine, sshd, keys_dir):
+def test_a_stalled_dump_is_killed_after_the_io_timeout_and_fails_the_run(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     engine.config.rsync_timeout = 2
     engine.config.save()
@@ -282,9 +276,7 @@ def test_a_stalled_dump_is_killed_after_the_io_timeout_and_fails_the_run(engine,
     assert SnapshotRecord.objects.get(name=run.snapshot_name).state == "partial"
 
 
-def test_a_dump_cancelled_midway_ends_the_run_cancelled_with_nothing_committed(
-    engine, sshd, keys_dir
-):
+def test_a_dump_cancelled_midway_ends_the_run_cancelled_with_nothing_committed(engine, sshd):
     (engine.src / "a.txt").write_text("a")
     with_dumps(engine, sshd, {"db.sql": sh("echo '-- begin'; exec /bin/sleep 300")})
     stop = threading.Event()

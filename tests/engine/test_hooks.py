@@ -10,18 +10,18 @@ import pytest
 from pobsync_models.models import BackupRun, SnapshotRecord
 from pobsync_runner import hooks
 from pobsync_runner.backup import run_backup
-from tests.engine.remote_commands import authorize_command, env_file, pid_gone, sh
+from tests.engine.remote_commands import (
+    authorize_command,
+    env_file,
+    keys_dir,  # noqa: F401  (a fixture)
+    pid_gone,
+    sh,
+)
 from tests.engine.slow_transfer import make_slow_source, staging_dirs, temp_file_started, wait_for
 from tests.support.need import free_port
 
-pytestmark = [pytest.mark.slow, pytest.mark.sshd]
+pytestmark = [pytest.mark.slow, pytest.mark.sshd, pytest.mark.usefixtures("keys_dir")]
 Outcome = BackupRun.Outcome
-
-
-@pytest.fixture
-def keys_dir(settings, tmp_path):
-    settings.POBSYNC_SSH_DIR = tmp_path / "ssh"
-    return settings.POBSYNC_SSH_DIR
 
 
 def configure(engine, **fields) -> None:
@@ -188,9 +188,7 @@ def test_a_failing_post_hook_turns_success_into_a_warning(engine):
     assert engine.host.last_run_outcome == "warning"
 
 
-def test_remote_pre_and_post_run_over_their_own_forced_command_keys(
-    engine, sshd, keys_dir, tmp_path
-):
+def test_remote_pre_and_post_run_over_their_own_forced_command_keys(engine, sshd, tmp_path):
     (engine.src / "a.txt").write_text("a")
     marks = tmp_path / "remote-marks"
     pre = sh(f"echo pre >> {marks}; echo remote pre ran")
@@ -207,7 +205,7 @@ def test_remote_pre_and_post_run_over_their_own_forced_command_keys(
     assert "remote pre ran" in run.hook_log
 
 
-def test_a_remote_pre_without_its_key_fails_the_run_saying_how_to_create_it(engine, keys_dir):
+def test_a_remote_pre_without_its_key_fails_the_run_saying_how_to_create_it(engine):
     configure(engine, remote_pre=["/usr/sbin/service", "app", "stop"])
 
     run = run_backup(engine.host)
