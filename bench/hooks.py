@@ -165,7 +165,7 @@ def run(args, work: Path, server) -> int:
 
     print(
         f"workload: {args.files} files of 4 KiB + one {args.megabytes} MB dump, "
-        f"{args.runs} runs, 2 cores shared"
+        f"{args.runs} runs, 2 cores shared, load average {os.getloadavg()[0]:.1f} at the start"
     )
     set_live(dumps[0])
     baseline_dump()  # page cache warm for everyone
@@ -215,6 +215,7 @@ def run(args, work: Path, server) -> int:
         )
     print()
     print(f"bytes added by the unchanged backups: {max(added)} (max of {len(added)})")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
 
