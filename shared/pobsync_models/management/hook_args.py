@@ -50,22 +50,15 @@ WHEN = {"pre": "before rsync", "post": "after every started run"}
 
 
 def add_hook_arguments(parser: argparse.ArgumentParser, *, host: bool) -> None:
-    pre = parser.add_mutually_exclusive_group()
-    pre.add_argument(
-        "--pre",
-        type=_argv("pre hook"),
-        metavar="'CMD ARG...'",
-        help="server-side command before rsync (absolute executable)",
-    )
-    pre.add_argument("--no-pre", action="store_true", help="no pre hook")
-    post = parser.add_mutually_exclusive_group()
-    post.add_argument(
-        "--post",
-        type=_argv("post hook"),
-        metavar="'CMD ARG...'",
-        help="server-side command after every started run, whatever the outcome",
-    )
-    post.add_argument("--no-post", action="store_true", help="no post hook")
+    for phase in ("pre", "post"):
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(
+            f"--{phase}",
+            type=_argv(f"{phase} hook"),
+            metavar="'CMD ARG...'",
+            help=f"server-side command {WHEN[phase]} (absolute executable)",
+        )
+        group.add_argument(f"--no-{phase}", action="store_true", help=f"no {phase} hook")
     parser.add_argument(
         "--hook-timeout",
         type=int,
