@@ -90,6 +90,29 @@ class SshSpec:
 
 
 @dataclass(frozen=True)
+class HookSpec:
+    """Hooks, remote commands and dumps of one host (docs/hooks.md), defaults resolved.
+
+    Every command is an argv tuple; an empty tuple means "none".
+    """
+
+    pre: tuple[str, ...] = ()
+    post: tuple[str, ...] = ()
+    remote_pre: tuple[str, ...] = ()
+    remote_post: tuple[str, ...] = ()
+    timeout: int = 600
+    pre_may_fail: bool = False
+    dumps: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (NAME, argv), in name order
+    dump_compress: bool = False
+    dumps_may_fail: bool = False
+    command_keys_dir: Path = Path("/nonexistent")
+
+    @property
+    def any_remote(self) -> bool:
+        return bool(self.remote_pre or self.remote_post or self.dumps)
+
+
+@dataclass(frozen=True)
 class HostSpec:
     """Everything the engine needs to back up one host, with defaults resolved."""
 
@@ -102,6 +125,8 @@ class HostSpec:
     rsync_timeout: int = 900
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     backup_root: Path = Path("/nonexistent")
+    hooks: HookSpec = field(default_factory=HookSpec)
+    bwlimit: str = ""  # rsync --bwlimit value with its unit; "" means no limit
 
     @property
     def host_dir(self) -> Path:
@@ -124,6 +149,29 @@ def default_key_path() -> Path:
 
 def default_known_hosts_path() -> Path:
     return Path(settings.POBSYNC_SSH_DIR) / "known_hosts"
+
+
+def command_keys_dir() -> Path:
+    """Where `pobsync ssh-key --command` keeps one key pair per remote command."""
+    return Path(settings.POBSYNC_SSH_DIR) / "commands"
+
+
+def hook_spec(host: Host, config: GlobalConfig) -> HookSpec:
+    """Host hooks override the global ones; NULL inherits, [] means none."""
+    pre = host.pre_hook if host.pre_hook is not None else config.pre_hook
+    post = host.post_hook if host.post_hook is not None else config.post_hook
+    return HookSpec(
+        pre=tuple(pre or ()),
+        post=tuple(post or ()),
+        remote_pre=tuple(host.remote_pre or ()),
+        remote_post=tuple(host.remote_post or ()),
+        timeout=host.hook_timeout or config.hook_timeout,
+        pre_may_fail=host.pre_may_fail,
+        dumps=tuple((name, tuple(argv)) for name, argv in sorted((host.dumps or {}).items())),
+        dump_compress=host.dump_compress,
+        dumps_may_fail=host.dumps_may_fail,
+        command_keys_dir=command_keys_dir(),
+    )
 
 
 def retention_policy(host: Host, config: GlobalConfig) -> RetentionPolicy:
@@ -154,4 +202,6 @@ def host_spec(host: Host, config: GlobalConfig) -> HostSpec:
         rsync_timeout=config.rsync_timeout,
         retention=retention_policy(host, config),
         backup_root=Path(config.backup_root),
+        hooks=hook_spec(host, config),
+        bwlimit=host.bwlimit or config.bwlimit,
     )

@@ -194,3 +194,77 @@ def all_errors(error: ValidationError) -> Iterable[str]:
                 yield message if field == "__all__" else f"{field}: {message}"
     else:
         yield from error.messages
+
+
+# Hooks and dumps (docs/hooks.md). A command is an argv list, never a shell string.
+HOOK_TIMEOUT_MAX = 24 * 3600
+HOOK_ARGV_MAX = 64
+_DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# rsync's --bwlimit with an explicit unit: K/M/G (1024-based, also KiB/MiB/GiB) or
+# KB/MB/GB (1000-based). A bare number would silently mean KiB/s.
+_BWLIMIT_RE = re.compile(r"^[1-9][0-9]{0,8}(\.[0-9]{1,3})?(K|M|G|KiB|MiB|GiB|KB|MB|GB)$")
+
+
+def _validate_argv(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise ValidationError(f"{what} must be a list of strings (an argv)")
+    if not value or not value[0]:
+        raise ValidationError(f"{what} is empty: give the command and its arguments")
+    if len(value) > HOOK_ARGV_MAX:
+        raise ValidationError(f"{what} has more than {HOOK_ARGV_MAX} arguments")
+    for arg in value:
+        if "\x00" in arg or "\n" in arg or "\r" in arg:
+            raise ValidationError(f"{what} argument {arg!r} contains a NUL or newline character")
+    return value
+
+
+def validate_server_hook(value: object) -> None:
+    """A command run on the backup server: an argv whose executable is an absolute path.
+
+    None (inherit) and [] (no hook) are allowed.
+    """
+    if value is None or value == []:
+        return
+    argv = _validate_argv(value, "hook")
+    if not argv[0].startswith("/"):
+        raise ValidationError(
+            f"hook executable {argv[0]!r} is not an absolute path (write e.g. /usr/bin/{argv[0]})"
+        )
+
+
+def validate_remote_command(value: object) -> None:
+    """A command run on the remote through its own forced-command key; [] is none."""
+    if value == []:
+        return
+    argv = _validate_argv(value, "remote command")
+    if argv[0].startswith("-"):
+        raise ValidationError(f"remote command {argv[0]!r} starts with '-'")
+
+
+def validate_dumps(value: object) -> None:
+    """{NAME: argv}: each dump's stdout lands in <snapshot>/_dumps/NAME."""
+    if not isinstance(value, dict):
+        raise ValidationError("dumps must be a mapping of NAME to a command argv")
+    for name, argv in value.items():
+        if not isinstance(name, str) or not _DUMP_NAME_RE.match(name):
+            raise ValidationError(
+                f"dump name {name!r} is not safe as a file name: use letters, digits, "
+                "'.', '_' and '-' (at most 64), starting with a letter or digit"
+            )
+        validate_remote_command(argv)
+        if not argv:
+            raise ValidationError(f"dump {name} has an empty command")
+
+
+def validate_hook_timeout(value: int | None) -> None:
+    if value is not None and not 1 <= value <= HOOK_TIMEOUT_MAX:
+        raise ValidationError(f"hook timeout {value} is outside 1..{HOOK_TIMEOUT_MAX} seconds")
+
+
+def validate_bwlimit(value: str) -> None:
+    """'' (no limit / inherit) or a rate with an explicit unit, e.g. 5M, 500K, 2.5MB."""
+    if value and not _BWLIMIT_RE.match(value):
+        raise ValidationError(
+            f"bandwidth limit {value!r} needs a number and an explicit unit per second: "
+            "K, M, G (1024-based, or KiB, MiB, GiB) or KB, MB, GB (1000-based), e.g. 5M"
+        )

@@ -70,3 +70,11 @@ def test_it_brackets_ipv6_addresses_and_names_non_default_ports_like_ssh():
     assert remote_prefix(spec(address="2001:db8::1").ssh) == "backup@[2001:db8::1]:"
     assert host_pattern("10.0.0.5", 22) == "10.0.0.5"
     assert host_pattern("10.0.0.5", 2222) == "[10.0.0.5]:2222"
+
+
+def test_it_keeps_the_dumps_directory_out_of_rsyncs_reach_and_adds_the_bandwidth_limit():
+    argv = rsync_argv(spec(bwlimit="5M", rsync_options=("--bwlimit=1M",)), Path("/b/x.partial"))
+    assert "--exclude=/_dumps" in argv
+    # the host's explicit rsync option comes later, so it wins (rsync takes the last)
+    assert argv.index("--bwlimit=5M") < argv.index("--bwlimit=1M")
+    assert not any(a.startswith("--bwlimit") for a in rsync_argv(spec(), Path("/b/x.partial")))

@@ -26,6 +26,13 @@ def test_the_documented_example_imports(prefix: Path):
     host = Host.objects.get(name="web1")
     assert host.sources == ["/etc", "/srv/www", "/home/j\u00fcrgen"]
     assert (host.ssh_port, host.keep_daily, host.keep_monthly) == (2222, 14, None)
+    assert (config.bwlimit, config.post_hook[0], host.bwlimit) == ("20M", "/usr/bin/logger", "5M")
+    assert host.dumps["all.sql"][0] == "mariadb-dump" and host.remote_pre[0] == "systemctl"
+    assert (host.pre_hook[0], host.hook_timeout, host.dump_compress) == (
+        "/usr/local/sbin/lvm-snap",
+        300,
+        True,
+    )
     assert [(s.cron, s.timezone, s.prune, s.enabled) for s in host.schedules.order_by("id")] == [
         ("15 2 * * *", "Europe/Amsterdam", True, True),
         ("0 */4 * * 1-5", "UTC", False, True),

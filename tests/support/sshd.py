@@ -30,6 +30,14 @@ class SshServer:
     known_hosts_path: Path  # a known_hosts file holding host_key_line
     log_path: Path
     address: str = "127.0.0.1"
+    authorized_keys_path: Path | None = None
+
+    def authorize(self, line: str) -> None:
+        """Append an authorized_keys line (e.g. `restrict,command="..." <key>`); sshd
+        reads the file on each connection, so it applies at once."""
+        assert self.authorized_keys_path is not None  # noqa: S101
+        with open(self.authorized_keys_path, "a", encoding="utf-8") as f:
+            f.write(line.rstrip("\n") + "\n")
 
     @property
     def user(self) -> str:
@@ -62,7 +70,7 @@ def running_sshd(workdir: Path) -> Iterator[SshServer]:
     _keygen(host_key)
     _keygen(client_key)
     authorized = workdir / "authorized_keys"
-    authorized.write_text((workdir / "client_key.pub").read_text())
+    authorized.write_text((workdir / "client_key.pub").read_text().rstrip("\n") + "\n")
     port = free_port()
     pid_file, log_path = workdir / "sshd.pid", workdir / "sshd.log"
     config = workdir / "sshd_config"
@@ -98,7 +106,9 @@ def running_sshd(workdir: Path) -> Iterator[SshServer]:
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(host_key_line + "\n")
     try:
-        yield SshServer(port, host_key_line, client_key, known_hosts, log_path)
+        yield SshServer(
+            port, host_key_line, client_key, known_hosts, log_path, authorized_keys_path=authorized
+        )
     finally:
         try:
             os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)

@@ -22,11 +22,13 @@ from django.utils import timezone
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
 from pobsync_models.run_status import record_finished_run, settle_dead_runs
 from pobsync_models.specs import HostSpec, host_spec
+from pobsync_runner.dumps import DumpsOutcome, take_dumps
 from pobsync_runner.errors import BackupError, HostBusy
+from pobsync_runner.hooks import run_post, run_pre
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
-from pobsync_runner.rsync_output import Progress, describe_exit, first_error_line
+from pobsync_runner.rsync_output import Progress, Stats, describe_exit, first_error_line
 
 __all__ = ["BackupError", "HostBusy", "run_backup"]
 
@@ -99,6 +101,25 @@ def _locked_backup(
         host=host, job=job, outcome=Outcome.RUNNING, started_at=started, worker_id=worker_id
     )
     try:
+        return _started_backup(host, spec, lock, run, prune, stop, progress)
+    finally:
+        try:
+            _post_hooks(spec, run)  # once the run started, whatever its outcome
+        except Exception:  # never mask the run's own outcome or exception
+            log.exception("backup %s: recording the post hooks failed", host.name)
+
+
+def _started_backup(
+    host: Host,
+    spec: HostSpec,
+    lock: HostLock,
+    run: BackupRun,
+    prune: bool,
+    stop: threading.Event | None,
+    progress: Callable[[Progress], None] | None,
+) -> BackupRun:
+    started = run.started_at
+    try:
         staged = stage(host, spec, started)
     except OSError as exc:
         return _finish(run, Outcome.FAILED, f"cannot create the staging directory: {exc}")
@@ -106,6 +127,9 @@ def _locked_backup(
     run.snapshot_name = staged.record.name
     run.base_snapshot_name = staged.meta.base_name
     run.save(update_fields=["snapshot", "snapshot_name", "base_snapshot_name"])
+    refused = _pre_hooks(spec, run, staged, stop)
+    if refused is not None:
+        return refused
 
     argv = rsync_argv(
         spec,
@@ -137,7 +161,13 @@ def _locked_backup(
         return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
     if progress is not None:
         progress(result.progress)
-    return _conclude(host, spec, run, staged, result, prune, lock)
+    dumps = None
+    if not result.stopped and (
+        result.returncode == 0 or result.returncode in spec.warning_exit_codes
+    ):
+        dumps = _take_dumps(spec, run, staged, stop)
+        result.stopped = dumps.stopped
+    return _conclude(host, spec, run, staged, result, prune, lock, dumps)
 
 
 def _conclude(
@@ -148,6 +178,7 @@ def _conclude(
     result: RsyncResult,
     prune: bool,
     lock: HostLock,
+    dumps: DumpsOutcome | None = None,
 ) -> BackupRun:
     now = timezone.now()
     code = result.returncode
@@ -172,6 +203,10 @@ def _conclude(
         message += f"; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
 
+    if dumps is not None and dumps.error and not spec.hooks.dumps_may_fail:
+        _db(lambda: interrupt(staged, code, result.stats, now))
+        message = f"{dumps.error}; partial snapshot {staged.record.name} kept"
+        return _finish(run, Outcome.FAILED, message, tail)
     try:
         _db(lambda: commit(staged, code, result.stats, now))
     except OSError as exc:
@@ -189,6 +224,9 @@ def _conclude(
             f"the source returned no files, but the previous snapshot {base.name} had "
             f"{base.files_total}: is the source mounted?"
         )
+    if dumps is not None and dumps.error:  # the host lets dumps fail with a warning
+        outcome = Outcome.WARNING
+        notes.append(dumps.error)
     run.snapshot = staged.record
     if prune:
         notes.append(_prune(host, spec, lock, now, run))
@@ -203,6 +241,68 @@ def _test_pause_after_commit() -> None:
     if marker:
         Path(marker).touch()
         time.sleep(3600)
+
+
+def _pre_hooks(
+    spec: HostSpec, run: BackupRun, staged: StagedSnapshot, stop: threading.Event | None
+) -> BackupRun | None:
+    """Run pre and remote pre; a finished (failed or cancelled) run when they refuse."""
+    results = run_pre(spec, staged.record.name, staged.staging, stop)
+    if not results:
+        return None
+    run.hook_log += "".join(r.log_block() for r in results)
+    _db(lambda: BackupRun.objects.filter(pk=run.pk).update(hook_log=run.hook_log))
+    failed = next((r for r in results if not r.ok), None)
+    if failed is None:
+        return None
+    if failed.stopped or not spec.hooks.pre_may_fail:
+        _db(lambda: interrupt(staged, None, Stats(), timezone.now()))
+        outcome = Outcome.CANCELLED if failed.stopped else Outcome.FAILED
+        return _finish(run, outcome, f"{failed.error}; rsync not started")
+    run._pre_hook_warning = failed.error  # allowed to fail: rsync runs, the run warns
+    return None
+
+
+def _take_dumps(
+    spec: HostSpec, run: BackupRun, staged: StagedSnapshot, stop: threading.Event | None
+) -> DumpsOutcome:
+    base = Path(staged.base.path) if staged.base else None
+    dumps = take_dumps(spec, staged.staging, base, stall_seconds=spec.rsync_timeout, stop=stop)
+    if dumps.results:
+        run.dumps = dumps.records()
+        run.hook_log += dumps.log
+    return dumps
+
+
+def _post_hooks(spec: HostSpec, run: BackupRun) -> None:
+    """Post and remote post; their failure turns a success into a warning."""
+    notes = [w for w in [getattr(run, "_pre_hook_warning", "")] if w]
+    outcome = run.outcome if run.outcome != Outcome.RUNNING else Outcome.FAILED
+    snapshot = run.snapshot
+    results = run_post(
+        spec,
+        run.snapshot_name,
+        Path(snapshot.path) if snapshot is not None else spec.host_dir,
+        outcome,
+        run.rsync_exit_code,
+    )
+    notes += [r.error for r in results if not r.ok]
+    if not results and not notes:
+        return
+    run.hook_log += "".join(r.log_block() for r in results)
+    if notes and run.outcome in (Outcome.SUCCESS, Outcome.WARNING):
+        run.outcome = Outcome.WARNING
+    if notes:
+        run.message = "; ".join(n for n in [run.message, *notes] if n)
+
+    def write() -> None:
+        with transaction.atomic():
+            record_finished_run(run)
+            BackupRun.objects.filter(pk=run.pk).update(
+                outcome=run.outcome, message=run.message, hook_log=run.hook_log
+            )
+
+    _db(write)
 
 
 def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
+from pobsync_runner.dumps import DUMPS_DIR
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
@@ -62,6 +63,10 @@ def rsync_argv(
         argv += ["--delete", "--delete-excluded"]
     # The snapshot's own metadata file can never come from the remote.
     argv.append(f"--exclude=/{METADATA_FILE}")
+    # Nor can the dumps directory: only the dump commands write there (dumps.py).
+    argv.append(f"--exclude=/{DUMPS_DIR}")
+    if spec.bwlimit:  # before the host's own options: an explicit --bwlimit there wins
+        argv.append(f"--bwlimit={spec.bwlimit}")
     argv += [f"--exclude={pattern}" for pattern in spec.excludes]
     argv += list(spec.rsync_options)
     prefix = remote_prefix(spec.ssh)

@@ -67,6 +67,11 @@ def load_host_detail(name: str, now: datetime) -> HostDetail:
         "ssh_key_path": _resolved(
             host.ssh_key_path, (config.ssh_key_path if config else "") or str(default_key_path())
         ),
+        # docs/hooks.md: [] is "no hook" (own), None inherits the global hook
+        "bwlimit": _resolved(host.bwlimit, config.bwlimit if config else ""),
+        "pre_hook": _resolved(host.pre_hook, config.pre_hook if config else []),
+        "post_hook": _resolved(host.post_hook, config.post_hook if config else []),
+        "hook_timeout": _resolved(host.hook_timeout, config.hook_timeout if config else None),
     }
     retention = {
         field.removeprefix("keep_"): _resolved(

@@ -36,6 +36,10 @@ GLOBAL_KEYS: dict[str, str] = {
     "rsync_timeout": "rsync_timeout",
     "max_running_jobs": "max_running_jobs",
     **{f"retention.{rule}": f"keep_{rule}" for rule in RULES},
+    "bwlimit": "bwlimit",
+    "hooks.pre": "pre_hook",
+    "hooks.post": "post_hook",
+    "hooks.timeout": "hook_timeout",
 }
 HOST_KEYS: dict[str, str] = {
     "name": "name",
@@ -49,6 +53,16 @@ HOST_KEYS: dict[str, str] = {
     "warning_exit_codes": "warning_exit_codes",
     **{f"retention.{rule}": f"keep_{rule}" for rule in RULES},
     "enabled": "enabled",
+    "bwlimit": "bwlimit",
+    "hooks.pre": "pre_hook",
+    "hooks.post": "post_hook",
+    "hooks.timeout": "hook_timeout",
+    "hooks.pre_may_fail": "pre_may_fail",
+    "hooks.remote_pre": "remote_pre",
+    "hooks.remote_post": "remote_post",
+    "hooks.dumps": "dumps",
+    "hooks.dump_compress": "dump_compress",
+    "hooks.dumps_may_fail": "dumps_may_fail",
 }
 SCHEDULE_KEYS: dict[str, str] = {
     "cron": "cron",
@@ -56,7 +70,27 @@ SCHEDULE_KEYS: dict[str, str] = {
     "prune": "prune",
     "enabled": "enabled",
 }
-GLOBAL_TOP = ("backup_root", "ssh", "rsync_timeout", "max_running_jobs", "retention")
+GLOBAL_TOP = (
+    "backup_root",
+    "ssh",
+    "rsync_timeout",
+    "max_running_jobs",
+    "retention",
+    "bwlimit",
+    "hooks",
+)
+GLOBAL_HOOK_KEYS = ("pre", "post", "timeout")
+HOST_HOOK_KEYS = (
+    "pre",
+    "post",
+    "timeout",
+    "pre_may_fail",
+    "remote_pre",
+    "remote_post",
+    "dumps",
+    "dump_compress",
+    "dumps_may_fail",
+)
 SSH_KEYS = ("user", "port", "key", "known_hosts", "connect_timeout")
 HOST_TOP = (
     "name",
@@ -72,6 +106,8 @@ HOST_TOP = (
     "schedule",
     "schedules",
     "enabled",
+    "bwlimit",
+    "hooks",
 )
 
 GLOBAL_FIELD_KEYS = {f: k for k, f in GLOBAL_KEYS.items()}
@@ -285,7 +321,60 @@ def parse_global(data: Any, file: str) -> tuple[GlobalDoc | None, list[Problem]]
                 _store(values, invalid, model_field, value)
             else:
                 values[model_field] = None
+    _parse_hooks(top, check, values, invalid, GlobalConfig, GLOBAL_HOOK_KEYS)
     return GlobalDoc(file, values, invalid), check.problems
+
+
+def _parse_hooks(
+    top: dict[str, Any],
+    check: _Checker,
+    values: dict[str, Any],
+    invalid: set[str],
+    model: type,
+    allowed: tuple[str, ...],
+) -> None:
+    """`bwlimit` and the `hooks` section (docs/hooks.md); left out means the default."""
+    keys = HOST_KEYS if model is Host else GLOBAL_KEYS
+    if "bwlimit" in top:
+        _store(values, invalid, "bwlimit", check.text(top["bwlimit"], "bwlimit"))
+    else:
+        values["bwlimit"] = ""
+    hooks = check.mapping(_or_empty(top, "hooks"), "hooks", allowed)
+    if hooks is None:
+        invalid.update(keys[f"hooks.{name}"] for name in allowed)
+        return
+    for name in allowed:
+        field, key = keys[f"hooks.{name}"], f"hooks.{name}"
+        if name not in hooks:
+            values[field] = _default(model, field)
+            continue
+        value = hooks[name]
+        if name in ("pre", "post") and model is Host and value in (None, INHERIT):
+            values[field] = None
+        elif name == "timeout":
+            _store(values, invalid, field, check.whole(value, key, inherit=model is Host))
+        elif name in ("pre_may_fail", "dump_compress", "dumps_may_fail"):
+            _store(values, invalid, field, check.flag(value, key))
+        elif name == "dumps":
+            _store(values, invalid, field, _dump_mapping(value, key, check))
+        else:
+            _store(values, invalid, field, check.items(value, key, str, "strings"))
+
+
+def _dump_mapping(value: Any, key: str, check: _Checker) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        return check.problem(
+            key, f"expected a mapping of NAME to a command list, got {_kind(value)}"
+        )
+    dumps = {}
+    for name, argv in value.items():
+        parsed = check.items(argv, f"{key}.{name}", str, "strings")
+        if parsed is _BAD:
+            return _BAD
+        dumps[str(name)] = parsed
+    return dumps
 
 
 def parse_schedule(data: Any, key: str, check: _Checker) -> ScheduleDoc | None:
@@ -365,6 +454,7 @@ def parse_host(data: Any, file: str, name: str) -> tuple[HostDoc | None, list[Pr
         _store(doc.values, doc.invalid, "enabled", check.flag(top["enabled"], "enabled"))
     else:
         doc.values["enabled"] = True
+    _parse_hooks(top, check, doc.values, doc.invalid, Host, HOST_HOOK_KEYS)
 
     if "schedule" in top and "schedules" in top:
         check.problem("schedule", "use either 'schedule' (one) or 'schedules' (a list), not both")

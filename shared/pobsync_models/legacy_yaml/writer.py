@@ -85,6 +85,7 @@ def global_document(config: GlobalConfig) -> dict[str, Any]:
         "max_running_jobs": config.max_running_jobs,
         # Always written: a file without `retention` means "the default rules".
         "retention": _retention(config),
+        **hook_document(config),
     }
 
 
@@ -103,10 +104,39 @@ def host_document(host: Host) -> dict[str, Any]:
     retention = _retention(host)
     if retention:
         data["retention"] = retention
+    data.update(hook_document(host))
     data["schedules"] = [
         {"cron": s.cron, "timezone": s.timezone, "prune": s.prune, "enabled": s.enabled}
         for s in sorted(host.schedules.all(), key=lambda s: s.pk)
     ]
+    return data
+
+
+def hook_document(obj: Any) -> dict[str, Any]:
+    """`bwlimit` and `hooks` of a host or the global configuration, when not defaults."""
+    data: dict[str, Any] = {}
+    if obj.bwlimit:
+        data["bwlimit"] = obj.bwlimit
+    hooks: dict[str, Any] = {}
+    for key, attr in (("pre", "pre_hook"), ("post", "post_hook")):
+        value = getattr(obj, attr)
+        if value is not None and (value or isinstance(obj, Host)):
+            hooks[key] = list(value)
+    if isinstance(obj, Host):
+        if obj.hook_timeout is not None:
+            hooks["timeout"] = obj.hook_timeout
+        for name in ("pre_may_fail", "dump_compress", "dumps_may_fail"):
+            if getattr(obj, name):
+                hooks[name] = True
+        for name in ("remote_pre", "remote_post"):
+            if getattr(obj, name):
+                hooks[name] = list(getattr(obj, name))
+        if obj.dumps:
+            hooks["dumps"] = {name: list(argv) for name, argv in sorted(obj.dumps.items())}
+    elif obj.hook_timeout != 600:
+        hooks["timeout"] = obj.hook_timeout
+    if hooks:
+        data["hooks"] = hooks
     return data
 
 

@@ -5,7 +5,10 @@ from django.db import models
 
 from pobsync_models.validators import (
     validate_absolute_path,
+    validate_bwlimit,
+    validate_hook_timeout,
     validate_optional_absolute_path,
+    validate_server_hook,
     validate_ssh_user,
 )
 
@@ -56,6 +59,29 @@ class GlobalConfig(RetentionFields):
     )
     max_running_jobs = models.PositiveIntegerField(
         default=0, help_text="Jobs running at once across all runners; 0 means no limit."
+    )
+    pre_hook = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_server_hook],
+        help_text="Default server-side pre hook for hosts without their own (JSON argv).",
+    )
+    post_hook = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_server_hook],
+        help_text="Default server-side post hook for hosts without their own (JSON argv).",
+    )
+    hook_timeout = models.PositiveIntegerField(
+        default=600,
+        validators=[MinValueValidator(1), validate_hook_timeout],
+        help_text="Seconds a hook, remote command or dump may run before it is killed.",
+    )
+    bwlimit = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_bwlimit],
+        help_text="Default rsync --bwlimit with a unit, e.g. 20M; empty: no limit.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,11 +7,16 @@ from pobsync_models.models.config import RetentionFields
 from pobsync_models.validators import (
     HOST_NAME_MAX,
     validate_address,
+    validate_bwlimit,
+    validate_dumps,
     validate_exclude_list,
     validate_exit_codes,
+    validate_hook_timeout,
     validate_host_name,
     validate_optional_absolute_path,
+    validate_remote_command,
     validate_rsync_options,
+    validate_server_hook,
     validate_source_list,
     validate_ssh_user,
 )
@@ -47,6 +52,64 @@ class Host(RetentionFields):
         help_text="rsync exit codes treated as a warning besides 24 (vanished files).",
     )
     enabled = models.BooleanField(default=True)
+
+    # Hooks and dumps (docs/hooks.md). Commands are argv lists, validated on save.
+    pre_hook = models.JSONField(
+        null=True,
+        blank=True,
+        validators=[validate_server_hook],
+        help_text="Server-side command before rsync, as a JSON argv list with an absolute "
+        'executable, e.g. ["/usr/local/bin/lvm-snap", "web1"]. Empty: the global default; '
+        "[]: none.",
+    )
+    post_hook = models.JSONField(
+        null=True,
+        blank=True,
+        validators=[validate_server_hook],
+        help_text="Server-side command after every started run, whatever its outcome "
+        "(JSON argv list). Empty: the global default; []: none.",
+    )
+    hook_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[validate_hook_timeout],
+        help_text="Seconds a hook or remote command may run; empty: the global default.",
+    )
+    pre_may_fail = models.BooleanField(
+        default=False, help_text="A failing pre hook (or remote pre) only warns."
+    )
+    remote_pre = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_remote_command],
+        help_text="Command run on the remote before rsync through its own forced-command "
+        "key (JSON argv list; see `pobsync ssh-key --command`).",
+    )
+    remote_post = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_remote_command],
+        help_text="Command run on the remote after every started run (JSON argv list).",
+    )
+    dumps = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_dumps],
+        help_text='{"NAME": ["cmd", "arg"]}: each remote command\'s stdout is stored as '
+        "_dumps/NAME in the snapshot, over its own forced-command key.",
+    )
+    dump_compress = models.BooleanField(
+        default=False, help_text="gzip dumps on the backup server (_dumps/NAME.gz)."
+    )
+    dumps_may_fail = models.BooleanField(
+        default=False, help_text="A failing dump only warns (the snapshot is committed)."
+    )
+    bwlimit = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_bwlimit],
+        help_text="rsync --bwlimit with a unit, e.g. 5M; empty: the global default.",
+    )
 
     running_job = models.ForeignKey(
         "pobsync_models.BackupJob",

@@ -48,6 +48,14 @@ class BackupRun(models.Model):
     message = models.TextField(blank=True, help_text="Warning or error in one or two lines.")
     log_tail = models.TextField(blank=True, help_text="The last lines of rsync's stderr.")
     worker_id = models.CharField(max_length=128, blank=True)
+    hook_log = models.TextField(
+        blank=True, help_text="Output of the hooks, remote commands and dumps (capped)."
+    )
+    dumps = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Per dump: name, file, bytes, seconds, linked (unchanged), error.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]

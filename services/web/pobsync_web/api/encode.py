@@ -120,6 +120,8 @@ RUN_FIELDS = (
     "message",
     "log_tail",
     "worker_id",
+    "hook_log",
+    "dumps",
 )
 
 
@@ -150,6 +152,8 @@ def run(row: Mapping[str, Any]) -> dict[str, Any]:
         "message": row["message"],
         "log_tail": row["log_tail"],
         "worker_id": row["worker_id"],
+        "hook_log": row["hook_log"],
+        "dumps": row["dumps"],
     }
 
 

@@ -69,6 +69,23 @@ def host_detail(request: HttpRequest, name: str) -> JsonResponse:
                 "excludes": host.excludes,
                 "rsync_options": host.rsync_options,
                 "warning_exit_codes": sorted({24, *host.warning_exit_codes}),
+                "bwlimit": detail.settings["bwlimit"].value,
+                "hooks": {
+                    "pre": detail.settings["pre_hook"].value,
+                    "post": detail.settings["post_hook"].value,
+                    "timeout": detail.settings["hook_timeout"].value,
+                    "pre_may_fail": host.pre_may_fail,
+                    "remote_pre": host.remote_pre,
+                    "remote_post": host.remote_post,
+                },
+                "dumps": {
+                    name: {
+                        "command": argv,
+                        "file": f"_dumps/{name}{'.gz' if host.dump_compress else ''}",
+                    }
+                    for name, argv in sorted(host.dumps.items())
+                },
+                "dumps_may_fail": host.dumps_may_fail,
             },
             "retention": {
                 rule: {"keep": s.value, "inherited": s.inherited}

@@ -8,6 +8,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import PobsyncCommand, validation_error
 from pobsync_models.hostconfig import upsert_global
+from pobsync_models.management.hook_args import add_hook_arguments, hook_values
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
 from pobsync_models.models import GlobalConfig
 
@@ -28,6 +29,7 @@ class Command(PobsyncCommand):
             "--max-running-jobs", type=int, help="jobs running at once, 0 for no limit"
         )
         add_keep_arguments(parser, inherit=False)
+        add_hook_arguments(parser, host=False)
 
     def handle(self, *args: Any, **opts: Any) -> None:
         values: dict[str, Any] = {}
@@ -45,6 +47,7 @@ class Command(PobsyncCommand):
             if opts[option] is not None:
                 values[field] = opts[option]
         values.update(keep_values(opts))
+        values.update(hook_values(opts, host=False))
         if GlobalConfig.load() is None and "backup_root" not in values:
             raise CommandError("the first configure-global needs --backup-root PATH")
         if "backup_root" in values:

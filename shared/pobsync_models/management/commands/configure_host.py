@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import PobsyncCommand, require_global_config, validation_error
 from pobsync_models.hostconfig import upsert_host
+from pobsync_models.management.hook_args import add_hook_arguments, hook_values
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
 from pobsync_models.models import Host
 from pobsync_models.validators import validate_host_name
@@ -53,6 +54,7 @@ class Command(PobsyncCommand):
             help="rsync exit code to treat as a warning besides 24 (replaces the list)",
         )
         add_keep_arguments(parser, inherit=True)
+        add_hook_arguments(parser, host=True)
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--enable", dest="enabled", action="store_true", default=None)
         state.add_argument("--disable", dest="enabled", action="store_false")
@@ -89,6 +91,10 @@ class Command(PobsyncCommand):
         if opts["enabled"] is not None:
             values["enabled"] = opts["enabled"]
         values.update(keep_values(opts))
+        try:
+            values.update(hook_values(opts, host=True))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if "address" not in values and not Host.objects.filter(name=name).exists():
             raise validation_error(ValidationError(f"new host {name!r} needs --address"))
         try:

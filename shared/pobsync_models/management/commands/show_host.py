@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from pobsync_models.commandbase import PobsyncCommand, get_host, require_global_config
 from pobsync_models.models import Host
 from pobsync_models.registry import relative
-from pobsync_models.specs import RETENTION_FIELDS, host_spec
+from pobsync_models.specs import RETENTION_FIELDS, HostSpec, host_spec
 
 
 def _exact(moment: datetime | None, now: datetime) -> str:
@@ -69,6 +70,7 @@ class Command(PobsyncCommand):
             ("rsync options", " ".join(spec.rsync_options) or "-"),
             ("warning exit codes", ", ".join(str(c) for c in sorted(spec.warning_exit_codes))),
         ]
+        lines += hook_lines(host, spec)
         for field in RETENTION_FIELDS:
             lines.append(
                 (
@@ -83,3 +85,33 @@ class Command(PobsyncCommand):
         width = max(len(k) for k, _ in lines) + 2
         for key, value in lines:
             self.stdout.write(f"{(key + ':').ljust(width)}{value}")
+
+
+def hook_lines(host: Host, spec: HostSpec) -> list[tuple[str, str]]:
+    """Bandwidth, hooks and dumps as show-host prints them (docs/hooks.md)."""
+    hooks = spec.hooks
+
+    def command(argv: tuple[str, ...]) -> str:
+        return shlex.join(argv) if argv else "-"
+
+    def inherited(own: object) -> str:
+        return "  (global default)" if own is None else ""
+
+    lines = [
+        (
+            "bandwidth limit",
+            f"{spec.bwlimit or 'none'}{'' if host.bwlimit else '  (global default)'}",
+        ),
+        ("pre hook", command(hooks.pre) + inherited(host.pre_hook)),
+        ("post hook", command(hooks.post) + inherited(host.post_hook)),
+        ("hook timeout", f"{hooks.timeout}s" + inherited(host.hook_timeout)),
+        ("pre may fail", "yes" if hooks.pre_may_fail else "no"),
+        ("remote pre", command(hooks.remote_pre)),
+        ("remote post", command(hooks.remote_post)),
+    ]
+    suffix = ".gz" if hooks.dump_compress else ""
+    for name, argv in hooks.dumps:
+        lines.append(("dump", f"_dumps/{name}{suffix} <- {command(argv)}"))
+    if hooks.dumps:
+        lines.append(("dumps may fail", "yes" if hooks.dumps_may_fail else "no"))
+    return lines

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand
 from pobsync_models.models import GlobalConfig
@@ -20,7 +20,20 @@ class Command(PobsyncCommand):
     cli_name = "ssh-key"
     cli_group = GROUP_BACKUP
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--command",
+            metavar="'CMD ARG...'",
+            help="create (or reuse) the key for this one remote command and print its "
+            "restricted line (see docs/hooks.md)",
+        )
+
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts.get("command") is not None:
+            from pobsync_runner.remotekeys import print_command_key
+
+            print_command_key(self, opts["command"])
+            return
         config = GlobalConfig.load()
         key = Path(config.ssh_key_path) if config and config.ssh_key_path else default_key_path()
         pub = key.with_name(key.name + ".pub")
