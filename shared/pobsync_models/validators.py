@@ -178,3 +178,49 @@ def all_errors(error: ValidationError) -> Iterable[str]:
                 yield message if field == "__all__" else f"{field}: {message}"
     else:
         yield from error.messages
+
+
+# -- alerts: channel names, event kinds, URLs --------------------------------------------
+
+_CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_channel_name(value: str) -> None:
+    if not _CHANNEL_NAME_RE.match(value or ""):
+        raise ValidationError(
+            f"name {value!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def validate_event_kinds(value: object) -> None:
+    from pobsync_models.models.events import Event  # models import this module
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("events must be a list of event kinds")
+    unknown = sorted(set(value) - set(Event.Kind.values))
+    if unknown:
+        raise ValidationError(
+            f"unknown event kind {unknown[0]!r}: use {', '.join(Event.Kind.values)}"
+        )
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) URL with a host and no whitespace or credentials in it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value or "")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+        or parts.username is not None
+    ):
+        raise ValidationError(
+            f"URL {value!r}: use http:// or https:// with a host name, no spaces or user:pass@"
+        )
+
+
+def validate_optional_http_url(value: str) -> None:
+    if value:
+        validate_http_url(value)

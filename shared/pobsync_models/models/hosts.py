@@ -11,6 +11,7 @@ from pobsync_models.validators import (
     validate_exit_codes,
     validate_host_name,
     validate_optional_absolute_path,
+    validate_optional_http_url,
     validate_rsync_options,
     validate_source_list,
     validate_ssh_user,
@@ -47,6 +48,19 @@ class Host(RetentionFields):
         help_text="rsync exit codes treated as a warning besides 24 (vanished files).",
     )
     enabled = models.BooleanField(default=True)
+    overdue_after_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Overdue when no success for this many hours; empty: twice the schedule's "
+        "interval (36 h without a schedule).",
+    )
+    ping_url = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_http_url],
+        help_text="healthchecks.io-style ping URL: /start on claim, success, /fail.",
+    )
 
     running_job = models.ForeignKey(
         "pobsync_models.BackupJob",
