@@ -23,3 +23,7 @@ def receiver(settings):
     settings.POBSYNC_NOTIFY_TIMEOUT = 3
     with http_receiver() as server:
         yield server
+
+
+# The engine fixture (a host served by the real sshd fixture) for the ping tests.
+from tests.engine.conftest import engine  # noqa: E402, F401

@@ -16,8 +16,9 @@ from datetime import datetime
 from django.db.models import Count, F, Min
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 
 from pobsync_models.models import (
     BackupJob,
@@ -199,4 +200,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return denied
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PobsyncCollector(timezone.now()))
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    # The text format a scraper asks for in Accept (OpenMetrics or 0.0.4 text).
+    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return HttpResponse(encoder(registry), content_type=content_type)
