@@ -77,7 +77,7 @@ def test_it_exposes_valid_prometheus_text_that_matches_the_database(staff_client
     assert s[("pobsync_host_failing", (("host", "bad"),))] == 1
     assert s[("pobsync_host_failing", (("host", "good"),))] == 0
     assert s[("pobsync_host_overdue", (("host", "bad"),))] == 1  # no success for 5 days
-    assert s[("pobsync_host_enabled", (("host", "new"),))] == 0
+    assert s[("pobsync_host_overdue", (("host", "new"),))] == 0  # disabled: never overdue
     for state in BackupJob.State.values:
         assert s[("pobsync_queue_jobs", (("state", state),))] == (
             BackupJob.objects.filter(state=state).count()

@@ -106,7 +106,6 @@ class PobsyncCollector:
             "pobsync_host_overdue", "1 when the host has no success within its target.", ["host"]
         )
         failing = _gauge("pobsync_host_failing", "1 when the newest run failed.", ["host"])
-        enabled = _gauge("pobsync_host_enabled", "1 when the host is enabled.", ["host"])
         for row in rows:
             host = row.host
             name = [host.name]
@@ -126,8 +125,7 @@ class PobsyncCollector:
             count.add_metric(name, snapshots.get(host.pk, 0))
             overdue.add_metric(name, int(row.health.overdue))
             failing.add_metric(name, int(row.health.failing))
-            enabled.add_metric(name, int(host.enabled))
-        yield from (success, outcome, duration, moved, files, count, overdue, failing, enabled)
+        yield from (success, outcome, duration, moved, files, count, overdue, failing)
 
     def _queue(self) -> Iterator[Metric]:
         states = count_by(BackupJob.objects.all(), "state", BackupJob.State)

@@ -12,16 +12,17 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from croniter import CroniterError
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Case, F, Value, When
 
-from pobsync_models.events import record_event
+from pobsync_models.events import record_event, record_events
 from pobsync_models.models import (
     BackupRun,
     Event,
@@ -35,6 +36,7 @@ from pobsync_models.registry import DEFAULT_MAX_AGE
 from pobsync_models.run_status import FINISHED_OUTCOMES
 from pobsync_models.status import Health, HostFacts, host_health, overdue_after
 
+log = logging.getLogger("pobsync.alerts")
 AlertState = HostAlertState.State
 CHUNK = 500  # transitions per transaction
 LOST_AFTER = timedelta(seconds=DEFAULT_MAX_AGE)  # as `pobsync health` and /api/status/
@@ -155,28 +157,34 @@ class _LostRaceError(Exception):
     pass
 
 
+def _event_args(change: Change, last_run: tuple[int, str, str] | None, now: datetime) -> dict:
+    """record_event's arguments for one transition (its key: host id and new seq)."""
+    seq = (change.seq or 0) + 1
+    return {
+        "kind": _KIND[change.new],
+        "key": f"host-{_WORD[change.new]}:{change.name}:{change.host_id}.{seq}",
+        "message": _describe(change, last_run, now),
+        "subject": change.name,
+        "host": Host(pk=change.host_id, name=change.name),
+        "details": {
+            "state": change.new,
+            "previous": change.old,
+            "last_success_at": (
+                change.last_success_at.isoformat() if change.last_success_at else None
+            ),
+            "overdue_after_seconds": round(change.threshold.total_seconds()),
+            "run_id": last_run[0] if last_run else None,
+            "url": host_url(change.name),
+        },
+        "at": now,
+    }
+
+
 def _apply_one(change: Change, last_run: tuple[int, str, str] | None, now: datetime) -> bool:
     seq = (change.seq or 0) + 1
-    word = _WORD[change.new]
-    details = {
-        "state": change.new,
-        "previous": change.old,
-        "last_success_at": change.last_success_at.isoformat() if change.last_success_at else None,
-        "overdue_after_seconds": round(change.threshold.total_seconds()),
-        "run_id": last_run[0] if last_run else None,
-        "url": host_url(change.name),
-    }
     try:
         with transaction.atomic():
-            event = record_event(
-                _KIND[change.new],
-                f"host-{word}:{change.name}:{change.host_id}.{seq}",
-                _describe(change, last_run, now),
-                subject=change.name,
-                host=Host(pk=change.host_id, name=change.name),
-                details=details,
-                at=now,
-            )
+            event = record_event(**_event_args(change, last_run, now))
             if event is None:
                 raise _LostRaceError
             bad = event if change.new != AlertState.OK else None
@@ -193,6 +201,52 @@ def _apply_one(change: Change, last_run: tuple[int, str, str] | None, now: datet
     return True
 
 
+def _apply_batch(chunk: list[Change], runs: dict, now: datetime) -> int:
+    """The whole chunk in a fixed number of statements: grouped conditional UPDATEs of
+    the known states, one multi-row INSERT of the events (record_events), one of the
+    new states, one UPDATE pointing bad states at their events. Raises _LostRaceError
+    or IntegrityError (rolling everything back) when another scheduler moved any of
+    these hosts first; the caller then goes host by host."""
+    groups: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+    for c in chunk:
+        if c.seq is not None:
+            groups[(c.old, c.seq, c.new)].append(c.host_id)
+    with transaction.atomic():
+        for (old, seq, new), ids in groups.items():
+            moved = HostAlertState.objects.filter(host_id__in=ids, state=old, seq=seq).update(
+                state=new, seq=seq + 1, since=now, event=None
+            )
+            if moved != len(ids):
+                raise _LostRaceError
+        events = record_events([_event_args(c, runs.get(c.host_id), now) for c in chunk])
+        if events is None:
+            raise _LostRaceError
+        HostAlertState.objects.bulk_create(
+            [
+                HostAlertState(
+                    host_id=c.host_id,
+                    state=c.new,
+                    seq=1,
+                    since=now,
+                    event=e if c.new != AlertState.OK else None,
+                )
+                for c, e in zip(chunk, events, strict=True)
+                if c.seq is None
+            ]
+        )
+        bad = {
+            c.host_id: e.pk
+            for c, e in zip(chunk, events, strict=True)
+            if c.seq is not None and c.new != AlertState.OK
+        }
+        if bad:
+            pointers = [When(host_id=h, then=Value(e)) for h, e in bad.items()]
+            HostAlertState.objects.filter(host_id__in=list(bad)).update(
+                event_id=Case(*pointers, output_field=BigIntegerField())
+            )
+    return len(chunk)
+
+
 def record_host_transitions(now: datetime) -> int:
     """Record one event per host whose alert state changed; return how many."""
     changes = host_changes(now)
@@ -202,6 +256,11 @@ def record_host_transitions(now: datetime) -> int:
 
         def apply(chunk: list[Change] = chunk) -> int:
             runs = _reasons([c.host_id for c in chunk])
+            if connection.features.can_return_rows_from_bulk_insert:
+                try:
+                    return _apply_batch(chunk, runs, now)
+                except (_LostRaceError, IntegrityError):
+                    log.info("another scheduler recorded some of %d transitions", len(chunk))
             with transaction.atomic():
                 return sum(_apply_one(c, runs.get(c.host_id), now) for c in chunk)
 
