@@ -247,6 +247,12 @@ def _apply_batch(chunk: list[Change], runs: dict, now: datetime) -> int:
     return len(chunk)
 
 
+def can_batch() -> bool:
+    """The batch path needs the new events' ids back from one INSERT (SQLite 3.35+,
+    MariaDB 10.5+, PostgreSQL)."""
+    return connection.features.can_return_rows_from_bulk_insert
+
+
 def record_host_transitions(now: datetime) -> int:
     """Record one event per host whose alert state changed; return how many."""
     changes = host_changes(now)
@@ -256,7 +262,7 @@ def record_host_transitions(now: datetime) -> int:
 
         def apply(chunk: list[Change] = chunk) -> int:
             runs = _reasons([c.host_id for c in chunk])
-            if connection.features.can_return_rows_from_bulk_insert:
+            if can_batch():
                 try:
                     return _apply_batch(chunk, runs, now)
                 except (_LostRaceError, IntegrityError):
