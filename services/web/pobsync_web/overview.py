@@ -16,6 +16,7 @@ from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from pobsync_models.models import (
     BackupJob,
     BackupRun,
+    Delivery,
     Host,
     Schedule,
     SnapshotRecord,
@@ -312,3 +313,8 @@ def worker_summaries(now: datetime) -> dict[str, WorkerSummary]:
     for kind, fresh, last, registered in rows:
         out[kind] = WorkerSummary(kind, fresh, last, registered)
     return out
+
+
+def delivery_counts() -> dict[str, int]:
+    """Notification outbox rows by state (pending, delivered, gave_up): one query."""
+    return count_by(Delivery.objects.all(), "state", Delivery.State)
