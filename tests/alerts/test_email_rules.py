@@ -190,3 +190,35 @@ def test_a_down_smtp_server_gets_the_mail_when_it_comes_back(db, smtp, settings)
     scheduler_pass(t0 + timedelta(seconds=95))
     assert smtp.subjects() == ["h1 failing"]
     assert Delivery.objects.get().state == "delivered"
+
+
+def test_disabling_a_failing_host_sends_no_recovery_and_stops_reminders(db, smtp):
+    make_config()
+    email_channel(remind_every_hours=1)
+    t0 = timezone.now()
+    host = make_host("h1")
+    make_run(host, FAILED, started_at=t0 - timedelta(minutes=10))
+    scheduler_pass(t0)
+    Host.objects.filter(pk=host.pk).update(enabled=False)
+    for hours in (1, 2, 3):
+        scheduler_pass(t0 + timedelta(hours=hours))
+    assert smtp.subjects() == ["h1 failing"]
+    Host.objects.filter(pk=host.pk).update(enabled=True)
+    make_run(host, SUCCESS, started_at=t0 + timedelta(hours=3, minutes=1))
+    scheduler_pass(t0 + timedelta(hours=3, minutes=30))
+    assert smtp.subjects() == ["h1 failing", "h1 recovered"]
+
+
+def test_a_bug_in_the_alerts_pass_never_stops_the_tick(db, smtp, monkeypatch):
+    from pobsync_models.alerts import outbox
+
+    def broken(now):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(outbox, "plan", broken)
+    make_config()
+    t0 = timezone.now()
+    schedule = make_schedule(make_host("h1"), "*/5 * * * *")
+    scheduler_pass(t0)
+    scheduler_pass(t0 + timedelta(minutes=6))
+    assert BackupJob.objects.filter(schedule=schedule).exists()

@@ -79,6 +79,9 @@ def evaluate(now: datetime, result: PassResult | None = None) -> PassResult:
         except DatabaseError as exc:
             log.warning("alerts: %s failed: %s", name, exc)
             result.errors.append(f"{name}: {exc}")
+        except Exception as exc:  # a bug here must not stop the scheduler's ticks
+            log.exception("alerts: %s failed", name)
+            result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
     return result
 
 
@@ -162,11 +165,13 @@ def send_due(
             .select_related("channel")
             .order_by("id")[:limit]
         )
-        pings = _pending_pings({d.host_id for d in due if d.transport == Transport.PING})
+        pings = _pending_pings(
+            {d.host_id for d in due if d.transport == Transport.PING and d.host_id is not None}
+        )
         for delivery in due:
             if time.monotonic() > deadline:
                 break
-            if delivery.transport == Transport.PING:
+            if delivery.transport == Transport.PING and delivery.host_id is not None:
                 queue = pings.get(delivery.host_id) or []
                 if not queue or queue[0] != delivery.pk:
                     continue  # an earlier ping of this host goes first
@@ -192,7 +197,12 @@ class Sender(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stop.wait(self.interval):
-                result = send_due()
+                try:
+                    result = send_due()
+                except Exception:  # keep sending whatever one pass hit
+                    log.exception("alerts: send pass failed")
+                    connection.close()
+                    continue
                 if result.delivered or result.failed or result.gave_up:
                     log.info("alerts: %s", result.summary())
         finally:

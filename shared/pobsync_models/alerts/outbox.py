@@ -192,7 +192,7 @@ def plan_reminders(now: datetime, table: list[Route], result: PlanResult) -> Non
         return
     bad = list(
         HostAlertState.objects.exclude(state=HostAlertState.State.OK)
-        .filter(event__isnull=False)
+        .filter(event__isnull=False, host__enabled=True)
         .select_related("event")
     )
     rows = []

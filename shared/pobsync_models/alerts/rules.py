@@ -8,6 +8,8 @@ Invariants:
 - Everything is computed from the database and `now`, so a runner killed with -9 or a
   host whose runs simply stop still produces its event.
 - A host with no HostAlertState row is "ok"; the row is created on its first transition.
+- A disabled host is not judged: disabling a failing host sends no "recovered", and
+  enabling it again compares its state with the one recorded before.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def host_changes(now: datetime) -> list[Change]:
     for pk, name, enabled, created, outcome, success, hours in (
         Host.objects.order_by().values_list(*HOST_FIELDS).iterator(chunk_size=2000)
     ):
+        if not enabled:
+            continue  # nobody expects a disabled host to run: keep its recorded state
         facts = HostFacts(
             enabled=enabled,
             created_at=created,
