@@ -94,24 +94,36 @@ def event_delivery(event: Event, channel: Channel, now: datetime, reminder: int 
     )
     title = messages.title(event, reminder)
     text = messages.body(event, reminder)
+    document = None
+    if channel.kind == Channel.Kind.WEBHOOK:
+        kind = "reminder" if reminder else "event"
+        event_doc = messages.event_document(event)
+        document = messages.payload(kind, title, text, event=event_doc, reminder=reminder)
+    return _delivery(channel, key, title, text, document, now, event=event, host_id=event.host_id)
+
+
+def _delivery(
+    channel: Channel,
+    key: str,
+    title: str,
+    text: str,
+    document: dict | None,
+    now: datetime,
+    **extra: object,
+) -> Delivery:
+    """A channel's delivery row: email rows keep the text, webhook rows the JSON
+    document (which carries the text too)."""
     return Delivery(
         key=key,
         transport=_transport(channel),
-        event=event,
         channel=channel,
-        host_id=event.host_id,
         target=channel.target,
         subject=title[:255],
-        body=text,
-        payload=messages.payload(
-            "reminder" if reminder else "event",
-            title,
-            text,
-            event=messages.event_document(event),
-            reminder=reminder,
-        ),
+        body=text if document is None else "",
+        payload=document or {},
         next_attempt_at=now,
         created_at=now,
+        **extra,
     )
 
 
@@ -234,19 +246,10 @@ def plan_digests(now: datetime, table: list[Route], result: PlanResult) -> None:
         if Delivery.objects.filter(key=key).exists():
             continue
         title, text = _digest_text(route, now)
-        rows.append(
-            Delivery(
-                key=key,
-                transport=_transport(route.channel),
-                channel=route.channel,
-                target=route.channel.target,
-                subject=title[:255],
-                body=text,
-                payload=messages.payload("digest", title, text),
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        document = None
+        if route.channel.kind == Channel.Kind.WEBHOOK:
+            document = messages.payload("digest", title, text)
+        rows.append(_delivery(route.channel, key, title, text, document, now))
     result.digests += retrying(lambda: insert(rows))
 
 
