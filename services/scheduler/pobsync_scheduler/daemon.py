@@ -4,6 +4,7 @@ them beside the loop, or inline with --once)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from django.utils import timezone
@@ -28,9 +29,21 @@ class Scheduler(Daemon):
         # Schedules whose cron never fires, reported once: pk -> (cron, timezone).
         self.broken: dict[int, tuple[str, str]] = {}
 
-    def start(self) -> None:
-        if not self.send_inline:
-            notify.Sender(self.stopping).start()
+    def run(self, *, once: bool = False) -> None:
+        """With --loop, a Sender thread sends deliveries beside the passes; it stops
+        when the loop does. With --once (or send_inline) each pass sends inline."""
+        if once or self.send_inline:
+            self.send_inline = True
+            super().run(once=once)
+            return
+        stop = threading.Event()
+        sender = notify.Sender(stop)
+        sender.start()
+        try:
+            super().run(once=once)
+        finally:
+            stop.set()
+            sender.join(timeout=5)
 
     def process_one(self) -> bool:
         reaped = reap()
