@@ -123,3 +123,34 @@ def test_a_failed_backup_pings_fail_with_the_log_tail_and_keeps_its_outcome(engi
     run.refresh_from_db()
     engine.host.refresh_from_db()
     assert run.outcome == "failed" and engine.host.last_run_outcome == "failed"
+
+
+@pytest.mark.slow
+def test_the_sender_thread_pings_start_while_the_run_is_still_running(transactional_db, receiver):
+    import threading
+    import time
+
+    from pobsync_models.alerts.notify import Sender
+
+    make_config()
+    host = make_host("h1", ping_url=f"{receiver.url}/p")
+    run = BackupRun.objects.create(host=host, started_at=timezone.now())  # claimed, running
+    stop = threading.Event()
+    sender = Sender(stop, interval=0.2)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and receiver.paths() != ["/p/start"]:
+            time.sleep(0.1)
+        assert receiver.paths() == ["/p/start"]  # no scheduler pass involved
+        BackupRun.objects.filter(pk=run.pk).update(
+            outcome="success", finished_at=timezone.now(), log_tail="sent 10 bytes"
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(receiver.paths()) < 2:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        sender.join(10)
+    assert receiver.paths() == ["/p/start", "/p"]
+    assert receiver.requests[1].body == b"sent 10 bytes"

@@ -186,8 +186,9 @@ def send_due(
 
 
 class Sender(threading.Thread):
-    """Sends due deliveries every `interval` seconds beside the scheduler's loop, so a
-    slow SMTP server or webhook never delays a tick. Own database connection."""
+    """Plans ping deliveries and sends due deliveries every `interval` seconds beside
+    the scheduler's loop, so a slow SMTP server or webhook never delays a tick and a
+    ping follows its run within seconds. Own database connection."""
 
     def __init__(self, stop: threading.Event, interval: float = 5.0) -> None:
         super().__init__(name="pobsync-sender", daemon=True)
@@ -198,6 +199,9 @@ class Sender(threading.Thread):
         try:
             while not self.stop.wait(self.interval):
                 try:
+                    # Pings are planned here too, so /start follows a claim within
+                    # seconds rather than a scheduler interval (keys keep them unique).
+                    outbox.plan_pings(timezone.now(), outbox.PlanResult())
                     result = send_due()
                 except Exception:  # keep sending whatever one pass hit
                     log.exception("alerts: send pass failed")
