@@ -198,3 +198,6 @@ class EventAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "severity")
     search_fields = ("subject", "key", "message")
     date_hierarchy = "created_at"
+
+
+from pobsync_models import admin_alerts  # noqa: E402, F401  (alerts' admin: issue 14)

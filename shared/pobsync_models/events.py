@@ -8,7 +8,7 @@ call this and exactly one row results (the other gets None).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,11 +53,43 @@ def record_event(
     `subject` defaults to the host's name. Keys longer than the column are refused rather
     than cut, since a cut key could merge two occurrences into one.
     """
+    event = _event(kind, key, message, subject, host, severity, details, at)
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        return None
+    return event
+
+
+def record_events(occurrences: Sequence[Mapping[str, Any]]) -> list[Event] | None:
+    """Record many occurrences at once (each a mapping of record_event's arguments) in
+    one multi-row INSERT; return the new Events in order, with their ids, or None when
+    any key was already recorded, in which case nothing was written. Callers with
+    concurrent writers fall back to record_event() one by one."""
+    events = [_event(**o) for o in occurrences]
+    try:
+        with transaction.atomic():
+            return Event.objects.bulk_create(events)
+    except IntegrityError:
+        return None
+
+
+def _event(
+    kind: str,
+    key: str,
+    message: str,
+    subject: str = "",
+    host: Host | None = None,
+    severity: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Event:
     if kind not in Kind.values:
         raise ValueError(f"unknown event kind {kind!r}")
     if not key or len(key) > KEY_MAX:
         raise ValueError(f"event key must be 1 to {KEY_MAX} characters: {key!r}")
-    event = Event(
+    return Event(
         kind=kind,
         key=key,
         severity=severity or DEFAULT_SEVERITY[kind],
@@ -67,9 +99,3 @@ def record_event(
         details=dict(details or {}),
         created_at=at or timezone.now(),
     )
-    try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-    except IntegrityError:
-        return None
-    return event

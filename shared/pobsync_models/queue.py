@@ -39,7 +39,8 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
+from pobsync_models.events import record_event
+from pobsync_models.models import BackupJob, BackupRun, Event, GlobalConfig, Host
 from pobsync_models.run_status import has_committed_run, settle_dead_runs
 
 log = logging.getLogger("pobsync.queue")
@@ -408,6 +409,22 @@ def _reap_one(job: dict) -> str | None:
     return result
 
 
+def _record_reaped(job: dict, outcome: str) -> None:
+    """The job_reaped event (docs/events.md), once per job attempt whoever reaps it."""
+    record_event(
+        Event.Kind.JOB_REAPED,
+        f"job-reaped:{job['id']}:{job['attempts']}",
+        f"job {job['id']}: runner {job['worker_id']} lost (lease expired); {outcome}",
+        host=Host(pk=job["host_id"], name=job["host__name"]),
+        details={
+            "job_id": job["id"],
+            "attempt": job["attempts"],
+            "worker_id": job["worker_id"],
+            "outcome": outcome,
+        },
+    )
+
+
 def reap(*, limit: int = 100) -> ReapResult:
     """Take back expired leases: the job goes back to queued while attempts remain,
     else failed "lease expired" (cancelled if a cancel was pending); the host is freed
@@ -426,6 +443,7 @@ def reap(*, limit: int = 100) -> ReapResult:
                 "max_attempts",
                 "worker_id",
                 "cancel_requested",
+                "host__name",
             )[:limit]
         )
     )
@@ -435,6 +453,7 @@ def reap(*, limit: int = 100) -> ReapResult:
         if outcome:
             counts[outcome] += 1
             log.warning("job %s: lease expired on %s, %s", job["id"], job["worker_id"], outcome)
+            _record_reaped(job, outcome)  # alerts (issue 14)
     stale = retrying(
         lambda: list(
             Host.objects.filter(running_job__isnull=False)

@@ -191,3 +191,17 @@ if POBSYNC_HEARTBEAT_INTERVAL * 2 > POBSYNC_LEASE_TTL:
 # What a runner calls for a claimed job: the engine's run_backup (contract 1). Tests and
 # the queue benchmark point it at a stand-in so protocol load tests need no rsync.
 POBSYNC_RUNNER_EXECUTOR = env_str("POBSYNC_RUNNER_EXECUTOR", "pobsync_runner.backup.run_backup")
+
+# Notifications (docs/alerts.md, docs/configuration.md). Email goes through Django's SMTP
+# backend; the POBSYNC_EMAIL_* variables fill Django's EMAIL_* settings.
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = env_str("POBSYNC_EMAIL_HOST") or "localhost"  # empty (compose) = default
+EMAIL_PORT = env_int("POBSYNC_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("POBSYNC_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("POBSYNC_EMAIL_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("POBSYNC_EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("POBSYNC_NOTIFY_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("POBSYNC_EMAIL_FROM") or "pobsync@localhost"
+POBSYNC_BASE_URL = (env_str("POBSYNC_BASE_URL") or "http://127.0.0.1:8010").rstrip("/")
+POBSYNC_NOTIFY_TIMEOUT = EMAIL_TIMEOUT
+POBSYNC_NOTIFY_MAX_ATTEMPTS = env_int("POBSYNC_NOTIFY_MAX_ATTEMPTS", 10, minimum=1)

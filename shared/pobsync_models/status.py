@@ -9,6 +9,8 @@ success or warning: both commit a snapshot) within twice its schedule's interval
 within 36 hours when it has no enabled schedule. A host that never succeeded counts
 from when it was created, so a host added a minute ago is "new", not overdue.
 
+A host's own "overdue after" (Host.overdue_after_hours) replaces that threshold.
+
 A schedule's interval is the longest gap between two consecutive run times of its cron
 expression over a reference week (at least two run times), so a weekdays-only schedule
 is not overdue on a Monday morning and a monthly one allows two months.
@@ -110,6 +112,7 @@ class HostFacts:
     last_outcome: str | None  # the newest finished run's outcome; None if none finished
     last_success_at: datetime | None
     schedules: tuple[tuple[str, str], ...] = ()  # enabled (cron, timezone) pairs
+    overdue_after: timedelta | None = None  # the host's own freshness target, if set
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class HostHealth:
 def host_health(facts: HostFacts, now: datetime) -> HostHealth:
     """Failing (newest finished run failed) wins over overdue, which wins over a warning.
     Disabled hosts are neither failing nor overdue: nobody expects them to run."""
-    threshold = overdue_threshold(facts.schedules)
+    threshold = facts.overdue_after or overdue_threshold(facts.schedules)
     if not facts.enabled:
         return HostHealth(Health.DISABLED, False, False, threshold)
     failing = facts.last_outcome == "failed"
@@ -144,3 +147,8 @@ def host_health(facts: HostFacts, now: datetime) -> HostHealth:
     else:
         health = Health.OK
     return HostHealth(health, failing, overdue, threshold)
+
+
+def overdue_after(hours: int | None) -> timedelta | None:
+    """Host.overdue_after_hours as the threshold host_health() takes."""
+    return timedelta(hours=hours) if hours else None

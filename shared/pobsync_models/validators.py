@@ -199,10 +199,10 @@ def all_errors(error: ValidationError) -> Iterable[str]:
 # Hooks and dumps (docs/hooks.md). A command is an argv list, never a shell string.
 HOOK_TIMEOUT_MAX = 24 * 3600
 HOOK_ARGV_MAX = 64
-_DUMP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DUMP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # rsync's --bwlimit with an explicit unit: K/M/G (1024-based, also KiB/MiB/GiB) or
 # KB/MB/GB (1000-based). A bare number would silently mean KiB/s.
-_BWLIMIT_RE = re.compile(r"^[1-9][0-9]{0,8}(\.[0-9]{1,3})?(K|M|G|KiB|MiB|GiB|KB|MB|GB)$")
+_BWLIMIT_RE = re.compile(r"[1-9][0-9]{0,8}(\.[0-9]{1,3})?(K|M|G|KiB|MiB|GiB|KB|MB|GB)")
 
 
 def _validate_argv(value: object, what: str) -> list[str]:
@@ -246,7 +246,7 @@ def validate_dumps(value: object) -> None:
     if not isinstance(value, dict):
         raise ValidationError("dumps must be a mapping of NAME to a command argv")
     for name, argv in value.items():
-        if not isinstance(name, str) or not _DUMP_NAME_RE.match(name):
+        if not isinstance(name, str) or not _DUMP_NAME_RE.fullmatch(name):
             raise ValidationError(
                 f"dump name {name!r} is not safe as a file name: use letters, digits, "
                 "'.', '_' and '-' (at most 64), starting with a letter or digit"
@@ -263,8 +263,54 @@ def validate_hook_timeout(value: int | None) -> None:
 
 def validate_bwlimit(value: str) -> None:
     """'' (no limit / inherit) or a rate with an explicit unit, e.g. 5M, 500K, 2.5MB."""
-    if value and not _BWLIMIT_RE.match(value):
+    if value and not _BWLIMIT_RE.fullmatch(value):
         raise ValidationError(
             f"bandwidth limit {value!r} needs a number and an explicit unit per second: "
             "K, M, G (1024-based, or KiB, MiB, GiB) or KB, MB, GB (1000-based), e.g. 5M"
         )
+
+
+# -- alerts: channel names, event kinds, URLs --------------------------------------------
+
+_CHANNEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def validate_channel_name(value: str) -> None:
+    if not _CHANNEL_NAME_RE.fullmatch(value or ""):
+        raise ValidationError(
+            f"name {value!r}: use 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def validate_event_kinds(value: object) -> None:
+    from pobsync_models.models.events import Event  # models import this module
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("events must be a list of event kinds")
+    unknown = sorted(set(value) - set(Event.Kind.values))
+    if unknown:
+        raise ValidationError(
+            f"unknown event kind {unknown[0]!r}: use {', '.join(Event.Kind.values)}"
+        )
+
+
+def validate_http_url(value: str) -> None:
+    """An http(s) URL with a host and no whitespace or credentials in it."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value or "")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+        or parts.username is not None
+    ):
+        raise ValidationError(
+            f"URL {value!r}: use http:// or https:// with a host name, no spaces or user:pass@"
+        )
+
+
+def validate_optional_http_url(value: str) -> None:
+    if value:
+        validate_http_url(value)

@@ -28,8 +28,27 @@ def test_it_reports_workers_queue_and_problem_hosts(staff_client, demo):
     assert body["runners"]["alive"] is True
     assert 0 <= body["runners"]["last_seen_seconds_ago"] < 60
     assert body["queue"] == {"queued": 3, "due": 2, "running": 1}
-    assert body["hosts"] == {"total": 7, "enabled": 6, "failing": 1, "overdue": 1, "running": 1}
+    assert body["hosts"] == {
+        "total": 7,
+        "enabled": 6,
+        "failing": 1,
+        "overdue": 1,
+        "running": 1,
+        "problem_hosts": ["db1", "mail"],
+    }
+    # "status" keeps meaning the processes; the hosts' health stands beside it.
+    assert body["hosts_status"] == "failing" and body["overall"] == "degraded"
     assert body["time"].endswith("Z")
+
+
+def test_it_answers_503_only_for_the_part_a_strict_probe_names(staff_client, demo):
+    assert staff_client.get(URL, {"strict": "processes"}).status_code == 200
+    assert staff_client.get(URL, {"strict": "hosts"}).status_code == 503
+    assert staff_client.get(URL, {"strict": "all"}).status_code == 503
+    assert json.loads(staff_client.get(URL, {"strict": "hosts"}).content)["hosts_status"] == (
+        "failing"
+    )
+    assert_json_error(staff_client.get(URL, {"strict": "nonsense"}), 400)
 
 
 def test_it_says_degraded_when_no_scheduler_was_seen_recently(staff_client, demo):

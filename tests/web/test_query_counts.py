@@ -11,7 +11,7 @@ from tests.support.webdata import seed_many
 
 # route -> queries, including the 2 of the session and the user behind staff access.
 EXPECTED = {
-    "/dashboard/": 13,
+    "/dashboard/": 14,
     "/dashboard/hosts/h00003/": 11,
     "/dashboard/queue/": 7,
     "/api/": 2,
@@ -24,6 +24,7 @@ EXPECTED = {
     "/api/runs/?host=h00003": 6,
     "/api/jobs/": 5,
     "/api/jobs/?host=h00003": 6,
+    "/metrics": 11,
 }
 
 

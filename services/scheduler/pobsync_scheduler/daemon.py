@@ -1,12 +1,16 @@
-"""The scheduler process: each pass reaps expired leases and runs one tick."""
+"""The scheduler process: each pass reaps expired leases, runs one tick, then the
+notification pass (pobsync_models.alerts: events and deliveries; a Sender thread sends
+them beside the loop, or inline with --once)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from django.utils import timezone
 
 from pobsync_models import registry
+from pobsync_models.alerts import notify
 from pobsync_models.daemon import Daemon
 from pobsync_models.models import WorkerProcess
 from pobsync_models.queue import reap
@@ -16,11 +20,30 @@ from pobsync_scheduler.tick import tick
 class Scheduler(Daemon):
     kind = WorkerProcess.Kind.SCHEDULER
 
-    def __init__(self, *, interval: float, now: datetime | None = None, **kw) -> None:
+    def __init__(
+        self, *, interval: float, now: datetime | None = None, send_inline: bool = False, **kw
+    ) -> None:
         super().__init__(interval=interval, **kw)
+        self.send_inline = send_inline  # --once: send deliveries in the pass itself
         self.fixed_now = now  # --now, for tests and what-if runs with --once
         # Schedules whose cron never fires, reported once: pk -> (cron, timezone).
         self.broken: dict[int, tuple[str, str]] = {}
+
+    def run(self, *, once: bool = False) -> None:
+        """With --loop, a Sender thread sends deliveries beside the passes; it stops
+        when the loop does. With --once (or send_inline) each pass sends inline."""
+        if once or self.send_inline:
+            self.send_inline = True
+            super().run(once=once)
+            return
+        stop = threading.Event()
+        sender = notify.Sender(stop)
+        sender.start()
+        try:
+            super().run(once=once)
+        finally:
+            stop.set()
+            sender.join(timeout=5)
 
     def process_one(self) -> bool:
         reaped = reap()
@@ -35,5 +58,13 @@ class Scheduler(Daemon):
                 "its cron or time zone is edited"
             )
         self.broken.update(result.broken)
+        # -- alerts (issue 14): never raises, never blocks on a channel --------------
+        now = self.fixed_now or timezone.now()
+        alerts = notify.evaluate(now)
+        if self.send_inline:
+            notify.send_due(now, result=alerts)
+        if alerts.anything:
+            self.say(f"alerts: {alerts.summary()}")
+        # -- end alerts ---------------------------------------------------------------
         registry.forget_stale()
         return result.more  # a truncated tick goes again at once

@@ -1,7 +1,9 @@
 """Who may see what: staff only, read-only, for HTML pages and for the JSON API.
 
 Invariant: no view behind these decorators runs for a request that is not from an
-active staff user, and no such view answers a method other than GET or HEAD.
+active staff user or (JSON API and /metrics only) a valid API token, and no such view
+answers a method other than GET or HEAD. A token never authorises anything else: the
+HTML pages and the admin ignore it, and it is only checked for GET and HEAD.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+
+from pobsync_models.alerts import tokens
 
 View = Callable[..., HttpResponse]
 
@@ -55,8 +59,24 @@ def staff_required(view: View) -> View:
     return wrapper
 
 
+def bearer_token(request: HttpRequest) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
 def api_auth_error(request: HttpRequest) -> JsonResponse | None:
-    """The JSON 401/403 for a request that may not see API data, else None."""
+    """The JSON 401/403 for a request that may not see API data, else None. A bearer
+    token (read-only, GET/HEAD only) stands for a staff session; a wrong or revoked
+    one is 401 even when a session is present."""
+    token = bearer_token(request)
+    if token is not None:
+        if request.method in SAFE_METHODS and tokens.verify(token) is not None:
+            return None
+        return json_error("invalid or revoked API token", 401)
     if not request.user.is_authenticated:
         return json_error("authentication required: log in at /admin/ as a staff user", 401)
     if not is_staff(request):

@@ -16,13 +16,14 @@ from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from pobsync_models.models import (
     BackupJob,
     BackupRun,
+    Delivery,
     Host,
     Schedule,
     SnapshotRecord,
     WorkerProcess,
 )
 from pobsync_models.run_status import FINISHED_OUTCOMES
-from pobsync_models.status import HostFacts, HostHealth, host_health
+from pobsync_models.status import HostFacts, HostHealth, host_health, overdue_after
 
 # Beyond this many ids an IN list is larger than loading every enabled schedule.
 _IN_LIST_LIMIT = 500
@@ -38,6 +39,7 @@ SUMMARY_FIELDS = (
     "enabled",
     "created_at",
     "running_job_id",
+    "overdue_after_hours",
     *HEALTH_FIELDS,
 )
 
@@ -123,6 +125,7 @@ def _judge(hosts: list[Host] | list[HostBrief], now: datetime) -> list[HostRow]:
             last_outcome=host.last_run_outcome or None,
             last_success_at=host.last_success_at,
             schedules=own,
+            overdue_after=overdue_after(host.overdue_after_hours),
         )
         rows.append(HostRow(host=host, health=host_health(facts, now), schedules=own))
     return rows
@@ -147,6 +150,7 @@ class HostBrief:
     running_job_id: int | None
     last_run_outcome: str  # blank: no finished run yet
     last_success_at: datetime | None
+    overdue_after_hours: int | None
 
     @property
     def last_outcome(self) -> str | None:
@@ -167,6 +171,7 @@ def all_host_rows(now: datetime) -> list[HostRow]:
             "running_job_id",
             "last_run_outcome",
             "last_success_at",
+            "overdue_after_hours",
         )
     ]
     rows = _judge(hosts, now)
@@ -308,3 +313,8 @@ def worker_summaries(now: datetime) -> dict[str, WorkerSummary]:
     for kind, fresh, last, registered in rows:
         out[kind] = WorkerSummary(kind, fresh, last, registered)
     return out
+
+
+def delivery_counts() -> dict[str, int]:
+    """Notification outbox rows by state (pending, delivered, gave_up): one query."""
+    return count_by(Delivery.objects.all(), "state", Delivery.State)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pobsync_models.models.alerts import (
+    ApiToken,
+    Channel,
+    Delivery,
+    HostAlertState,
+    RoutedEvent,
+)
 from pobsync_models.models.config import GlobalConfig, RetentionFields
 from pobsync_models.models.events import Event
 from pobsync_models.models.hosts import Host
@@ -12,6 +19,11 @@ from pobsync_models.models.snapshots import SnapshotRecord
 from pobsync_models.models.workers import WorkerProcess
 
 __all__ = [
+    "ApiToken",
+    "Channel",
+    "Delivery",
+    "HostAlertState",
+    "RoutedEvent",
     "BackupJob",
     "BackupRun",
     "Event",

@@ -14,6 +14,7 @@ from pobsync_models.validators import (
     validate_hook_timeout,
     validate_host_name,
     validate_optional_absolute_path,
+    validate_optional_http_url,
     validate_remote_command,
     validate_rsync_options,
     validate_server_hook,
@@ -52,6 +53,19 @@ class Host(RetentionFields):
         help_text="rsync exit codes treated as a warning besides 24 (vanished files).",
     )
     enabled = models.BooleanField(default=True)
+    overdue_after_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Overdue when no success for this many hours; empty: twice the schedule's "
+        "interval (36 h without a schedule).",
+    )
+    ping_url = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_http_url],
+        help_text="healthchecks.io-style ping URL: /start on claim, success, /fail.",
+    )
 
     # Hooks and dumps (docs/hooks.md). Commands are argv lists, validated on save.
     pre_hook = models.JSONField(

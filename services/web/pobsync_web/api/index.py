@@ -11,6 +11,7 @@ ENDPOINTS = (
     ("snapshots", "api:snapshots", "snapshot records; ?host=, ?state=, ?page="),
     ("runs", "api:runs", "backup runs, newest first; ?host=, ?outcome=, ?page="),
     ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?page="),
+    ("metrics", "metrics", "Prometheus text format (docs/api.md); a token or staff session"),
 )
 
 

@@ -17,6 +17,9 @@ from pobsync_web.overview import (
     worker_summaries,
 )
 
+STRICT_CHOICES = ("", "processes", "hosts", "all")
+PROBLEM_HOSTS_SHOWN = 50  # failing/overdue host names listed, most urgent first
+
 
 def database_reachable() -> bool:
     try:
@@ -42,9 +45,13 @@ def status(request: HttpRequest) -> JsonResponse:
     denied = api_auth_error(request)
     if denied is not None:
         return denied
+    strict = request.GET.get("strict", "")
+    if strict not in STRICT_CHOICES:
+        return json_error(f"strict={strict!r}: use {', '.join(STRICT_CHOICES[1:])}", 400)
     now = timezone.now()
     workers = worker_summaries(now)
-    hosts = host_counts(all_host_rows(now))
+    rows = all_host_rows(now)
+    hosts = host_counts(rows)
     queue = queue_counts(now)
     scheduler, runner = workers["scheduler"], workers["runner"]
     problems = []
@@ -52,9 +59,19 @@ def status(request: HttpRequest) -> JsonResponse:
         problems.append("no scheduler seen in the last 180 s")
     if not runner.alive:
         problems.append("no runner seen in the last 180 s")
+    bad_hosts = [row.host.name for row in rows if row.health.health.is_problem]
+    hosts_status = "failing" if bad_hosts else "ok"
+    status_word = "ok" if not problems else "degraded"
+    overall = "ok" if not problems and not bad_hosts else "degraded"
+    failed_check = (strict in ("processes", "all") and problems) or (
+        strict in ("hosts", "all") and bad_hosts
+    )
     return JsonResponse(
         {
-            "status": "ok" if not problems else "degraded",
+            # "status" keeps its first meaning: the processes (docs/api.md).
+            "status": status_word,
+            "hosts_status": hosts_status,
+            "overall": overall,
             "problems": problems,
             "time": iso(now),
             "version": pobsync_models.__version__,
@@ -68,8 +85,10 @@ def status(request: HttpRequest) -> JsonResponse:
                 "failing": hosts.failing,
                 "overdue": hosts.overdue,
                 "running": hosts.running,
+                "problem_hosts": bad_hosts[:PROBLEM_HOSTS_SHOWN],
             },
-        }
+        },
+        status=503 if failed_check else 200,
     )
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_safe
 from pobsync_web.access import staff_required
 from pobsync_web.overview import (
     all_host_rows,
+    delivery_counts,
     fill_rows,
     host_counts,
     queue_counts,
@@ -50,5 +51,6 @@ def index(request: HttpRequest) -> HttpResponse:
         "queued": list(queued_jobs()[:QUEUED_PREVIEW]),
         "upcoming": upcoming_schedules(UPCOMING),
         "workers": worker_summaries(now),
+        "deliveries": delivery_counts(),
     }
     return render(request, "pobsync_web/dashboard.html", ctx)

@@ -53,6 +53,18 @@ class Command(PobsyncCommand):
             metavar="CODE",
             help="rsync exit code to treat as a warning besides 24 (replaces the list)",
         )
+        parser.add_argument(
+            "--overdue-after",
+            type=int,
+            metavar="HOURS",
+            help="overdue without a success for this long; 0 restores the default "
+            "(twice the schedule's interval)",
+        )
+        parser.add_argument(
+            "--ping-url",
+            metavar="URL",
+            help="healthchecks.io-style ping URL (start, success, /fail); '' removes it",
+        )
         add_keep_arguments(parser, inherit=True)
         add_hook_arguments(parser, host=True)
         state = parser.add_mutually_exclusive_group()
@@ -90,6 +102,12 @@ class Command(PobsyncCommand):
             values["warning_exit_codes"] = opts["warning_exit_code"]
         if opts["enabled"] is not None:
             values["enabled"] = opts["enabled"]
+        if opts["overdue_after"] is not None:
+            if opts["overdue_after"] < 0:
+                raise validation_error(ValidationError("--overdue-after must be 0 or more hours"))
+            values["overdue_after_hours"] = opts["overdue_after"] or None
+        if opts["ping_url"] is not None:
+            values["ping_url"] = opts["ping_url"]
         values.update(keep_values(opts))
         try:
             values.update(hook_values(opts, host=True))

@@ -34,4 +34,4 @@ class Command(DaemonCommand):
         now = _aware(opts["now"]) if opts["now"] else None
         if now and not opts["once"]:
             raise CommandError("--now only works with --once")
-        return Scheduler(interval=opts["interval"], now=now, say=self.say)
+        return Scheduler(interval=opts["interval"], now=now, send_inline=opts["once"], say=self.say)
