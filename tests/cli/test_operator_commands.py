@@ -292,7 +292,10 @@ def test_every_model_name_is_spelled_right_in_the_admin():
     for model in apps.get_app_config("pobsync_models").get_models():
         singular, plural = model._meta.verbose_name, model._meta.verbose_name_plural
         assert not plural.endswith("ss"), (model.__name__, plural)
-        assert plural in (singular, singular + "s", singular + "es"), (model.__name__, plural)
+        spelled = {singular, singular + "s", singular + "es"}
+        if singular.endswith("y"):
+            spelled.add(singular[:-1] + "ies")
+        assert plural in spelled, (model.__name__, plural)
     get_user_model().objects.create_superuser("root", "root@example.invalid", "pw")
     client = Client()
     client.login(username="root", password="pw")  # noqa: S106
