@@ -105,7 +105,13 @@ def clear_next_run(args: dict) -> dict:
 
 
 def steal_lease(args: dict) -> dict:
-    return {"updated": BackupJob.objects.filter(pk=args["job"]).update(lease_token="stolen")}
+    """Another worker takes the lease over and keeps it alive (as it would by beating), so
+    no reaper requeues the job however slowly the fenced runner is observed."""
+    return {
+        "updated": BackupJob.objects.filter(pk=args["job"]).update(
+            lease_token="stolen", lease_expires_at=timezone.now() + timedelta(hours=1)
+        )
+    }
 
 
 def snapshot(args: dict) -> dict:
