@@ -136,11 +136,11 @@ def _expiry(ttl: int):
 
 
 def runnable_now() -> datetime:
-    """The current time as a run_after that claim() (which compares with the database
-    clock) sees as due at once: SQLite's clock has millisecond precision, so a
-    microsecond-precise "now" could sort after it for up to a millisecond."""
-    now = timezone.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    """The current time as a run_after that claim(), which compares with the database
+    clock, sees as due at once. SQLite's clock has whole milliseconds and compares as
+    text: "…01.123456" (or "…01.123000") sorts after its "…01.123", so a job enqueued in
+    the same millisecond would be invisible; one millisecond earlier never is."""
+    return timezone.now() - timedelta(milliseconds=1)
 
 
 def enqueue(
