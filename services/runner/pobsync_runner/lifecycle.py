@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from pobsync_models.models import Host, SnapshotRecord
 from pobsync_models.specs import HostSpec
 from pobsync_runner.rsync_output import Stats
 from pobsync_runner.snapshots import (
+    PARTIAL_DIR,
     SnapshotMeta,
     final_path,
     fsync_dir,
@@ -127,12 +129,16 @@ def _stat_fields(stats: Stats) -> dict[str, int | None]:
 
 
 def commit(staged: StagedSnapshot, exit_code: int, stats: Stats, now: datetime) -> None:
-    """The commit point: metadata says complete, then rename + record update together."""
+    """The commit point: metadata says complete, then rename + record update together.
+
+    rsync's partial-dir goes first: a committed snapshot holds only the source's data."""
+    remove_partial_dir(staged.staging)
     staged.meta = dataclasses.replace(
         staged.meta,
         state=State.COMPLETE,
         finished_at=_iso(now),
         rsync_exit_code=exit_code,
+        bytes_received=stats.bytes_received,
         **_stat_fields(stats),
     )
     write_metadata(staged.staging, staged.meta)
@@ -154,6 +160,16 @@ def commit(staged: StagedSnapshot, exit_code: int, stats: Stats, now: datetime) 
         raise
     fsync_dir(staged.final.parent)
     staged.record.refresh_from_db()
+
+
+def remove_partial_dir(staging: Path) -> None:
+    """Remove <staging>/.pobsync-partial (rsync's leftovers of unfinished files) without
+    following a symlink, should one ever stand there."""
+    path = staging / PARTIAL_DIR
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def interrupt(staged: StagedSnapshot, exit_code: int | None, stats: Stats, now: datetime) -> None:

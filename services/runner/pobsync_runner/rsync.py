@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pobsync_models.specs import HostSpec
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
-from pobsync_runner.snapshots import METADATA_FILE
+from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
 STDERR_TAIL_LINES = 40
@@ -62,12 +62,28 @@ def rsync_argv(
         argv += ["--delete", "--delete-excluded"]
     # The snapshot's own metadata file can never come from the remote.
     argv.append(f"--exclude=/{METADATA_FILE}")
+    argv += partial_dir_args(spec, dest)
     argv += [f"--exclude={pattern}" for pattern in spec.excludes]
     argv += list(spec.rsync_options)
     prefix = remote_prefix(spec.ssh)
     argv += [f"{prefix}{source}" for source in spec.sources]
     argv.append(f"{dest}/")
     return argv
+
+
+def partial_dir_args(spec: HostSpec, dest: Path) -> list[str]:
+    """Keep interrupted files' received parts in <dest>/.pobsync-partial/ (absolute, so
+    one directory for the whole run, whatever the source paths), from which the next run
+    seeded from this staging directory continues them. The remote can never supply that
+    directory (exclude), and a seeded run's --delete-excluded never removes it (protect).
+    None with --inplace: rsync refuses --partial-dir beside it."""
+    if "--inplace" in spec.rsync_options:
+        return []
+    return [
+        f"--partial-dir={dest / PARTIAL_DIR}",
+        f"--filter=P /{PARTIAL_DIR}",
+        f"--exclude=/{PARTIAL_DIR}",
+    ]
 
 
 @dataclass

@@ -20,6 +20,7 @@ _STATS = {
     "files_transferred": re.compile(r"^Number of regular files transferred:\s+(\d+)"),
     "bytes_total": re.compile(r"^Total file size:\s+(\d+)"),
     "bytes_transferred": re.compile(r"^Total transferred file size:\s+(\d+)"),
+    "bytes_received": re.compile(r"^Total bytes received:\s+(\d+)"),
 }
 
 EXIT_MEANINGS = {
@@ -63,7 +64,8 @@ class Stats:
     files_total: int | None = None  # regular files in the snapshot
     files_transferred: int | None = None  # regular files copied (not linked)
     bytes_total: int | None = None
-    bytes_transferred: int | None = None
+    bytes_transferred: int | None = None  # size of the files copied, however sent
+    bytes_received: int | None = None  # what crossed the wire (a resumed file: its rest)
 
 
 class OutputParser:
