@@ -9,8 +9,11 @@ Invariants:
   fails the directory is renamed back.
 * A partial newer than the newest complete snapshot, taken with the same sources,
   seeds the next run: its directory becomes the new staging directory (rsync then only
-  fetches what is missing and deletes what is stale), and its record is marked pruned
-  (its data lives on in the new snapshot, whose metadata names it as `seed_name`).
+  fetches what is missing and deletes what is stale), and its record is marked
+  superseded (its data lives on in the new snapshot, whose metadata names it as
+  `seed_name`); retention's "pruned" stays for what retention deleted.
+* A run that transferred nothing leaves nothing behind (discard()): no new directory,
+  no new record; a seed it took is handed back unchanged, name, record and metadata.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pobsync_models.models import Host, SnapshotRecord
 from pobsync_models.specs import HostSpec
 from pobsync_runner.rsync_output import Stats
 from pobsync_runner.snapshots import (
+    METADATA_FILE,
     PARTIAL_DIR,
     SnapshotMeta,
     final_path,
@@ -50,6 +54,7 @@ class StagedSnapshot:
     meta: SnapshotMeta
     base: SnapshotRecord | None
     seed: SnapshotRecord | None
+    seed_meta: SnapshotMeta | None = None  # the seed's own metadata, for discard()
 
 
 def newest_complete(host: Host) -> SnapshotRecord | None:
@@ -87,6 +92,7 @@ def stage(host: Host, spec: HostSpec, now: datetime) -> StagedSnapshot:
     base = newest_complete(host)
     seed = pick_seed(host, spec, base)
     staging, final = staging_path(spec.host_dir, name), final_path(spec.host_dir, name)
+    seed_meta = read_metadata(Path(seed.path)) if seed is not None else None
     if seed is not None:
         os.rename(seed.path, staging)
     else:
@@ -115,8 +121,8 @@ def stage(host: Host, spec: HostSpec, now: datetime) -> StagedSnapshot:
             has_metadata=True,
         )
         if seed is not None:
-            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PRUNED, pruned_at=now)
-    return StagedSnapshot(record, staging, final, meta, base, seed)
+            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.SUPERSEDED)
+    return StagedSnapshot(record, staging, final, meta, base, seed, seed_meta)
 
 
 def _stat_fields(stats: Stats) -> dict[str, int | None]:
@@ -185,3 +191,50 @@ def interrupt(staged: StagedSnapshot, exit_code: int | None, stats: Stats, now: 
         finished_at=now, rsync_exit_code=exit_code, **_stat_fields(stats)
     )
     staged.record.refresh_from_db()
+
+
+OWN_ENTRIES = frozenset({METADATA_FILE, f"{METADATA_FILE}.tmp"})
+
+
+def discard(staged: StagedSnapshot, *, remote_untouched: bool) -> bool:
+    """Undo stage() for a run that transferred nothing; False (nothing undone) if it
+    did transfer something, which then stays a recorded partial.
+
+    Unseeded: the staging directory must hold only pobsync's own metadata (rsync created
+    nothing, not even a directory). Seeded: the directory had data before the run, so
+    the caller must know rsync never started (`remote_untouched`: ssh failed first);
+    it is renamed back to the seed's name with the seed's metadata, and the seed's
+    record is partial again. Either way the new record is deleted, in the transaction
+    that moves the disk, so SQL and disk agree whatever fails."""
+    seed = staged.seed
+    if seed is None:
+        try:
+            entries = set(os.listdir(staged.staging))
+        except OSError:
+            return False
+        if not entries <= OWN_ENTRIES:
+            return False
+    elif not remote_untouched or staged.seed_meta is None:
+        return False
+    if seed is None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
+        for entry in entries:
+            (staged.staging / entry).unlink(missing_ok=True)
+        staged.staging.rmdir()
+        return True
+    renamed = False
+    try:
+        with transaction.atomic():
+            SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
+            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PARTIAL)
+            os.rename(staged.staging, seed.path)
+            renamed = True
+    except BaseException:
+        if renamed:
+            os.rename(seed.path, staged.staging)
+        raise
+    try:
+        write_metadata(Path(seed.path), staged.seed_meta)
+    except OSError:
+        pass  # the record and the directory agree; discovery copes without metadata
+    return True

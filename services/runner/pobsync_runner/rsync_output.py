@@ -111,6 +111,49 @@ class OutputParser:
         return True
 
 
+# Why ssh never got rsync started, by the line ssh printed: rsync itself reports that as
+# exit 255 or 12 at random (whichever end notices the closed pipe first), so the cause is
+# read from stderr, never from the code. (cause, needles; the first needle found in the
+# tail also picks the detail line, most specific first.)
+HOST_KEY_CAUSE = "host key verification failed"
+CONNECTION_CAUSES = (
+    ("connection refused", ("Connection refused",)),
+    (
+        HOST_KEY_CAUSE,
+        ("has changed and you have requested strict checking", "host key is known for",
+         "Host key verification failed"),
+    ),
+    ("authentication failed", ("Permission denied (",)),
+    ("connection timed out", ("Connection timed out", "Operation timed out", "timed out during")),
+    ("no route to host", ("No route to host", "Network is unreachable")),
+    ("host name not found", ("Could not resolve hostname",)),
+)  # fmt: skip
+
+
+def connection_failure(lines: list[str]) -> tuple[str, str] | None:
+    """(cause, ssh's line) when ssh failed before rsync could start on the remote: then
+    nothing was transferred and nothing on either side changed. None otherwise."""
+    # rsync's own lines ("rsync: ... Permission denied (13)") are never ssh's verdict.
+    ssh_lines = [line for line in lines if not line.lstrip().startswith("rsync")]
+    for cause, needles in CONNECTION_CAUSES:
+        for needle in needles:
+            for line in ssh_lines:
+                if needle in line:
+                    return cause, line.strip()
+    return None
+
+
+def describe_failure(code: int, lines: list[str]) -> str:
+    """One line for a failed run: the cause first when ssh named one (the same words
+    whatever exit code rsync chose), else the exit code's meaning and the telling line."""
+    failure = connection_failure(lines)
+    if failure is not None:
+        cause, detail = failure
+        return f"{cause}: {detail}"
+    detail = first_error_line(lines)
+    return describe_exit(code) + (f": {detail}" if detail else "")
+
+
 def first_error_line(lines: list[str]) -> str:
     """The most telling stderr line: ssh's own complaint first, else rsync's first error."""
     for needle in (
