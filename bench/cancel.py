@@ -58,7 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cancels", type=int, default=10)
     args = ap.parse_args()
-    from tests.queue.procs import ProcDB, rsync_processes
+    from tests.queue.procs import ProcDB, rsync_processes, sshd_config
     from tests.support.sshd import running_sshd
 
     work = Path(tempfile.mkdtemp(prefix="pobsync-bench-cancel-"))
@@ -73,15 +73,7 @@ def main() -> int:
             db.tool("migrate")
             db.tool(
                 "configure",
-                config={
-                    "backup_root": str(root),
-                    "ssh_user": server.user,
-                    "ssh_port": server.port,
-                    "ssh_key_path": str(server.client_key_path),
-                    "known_hosts_path": str(server.known_hosts_path),
-                    "connect_timeout": 5,
-                    "rsync_timeout": 120,
-                },
+                config=sshd_config(server, root, rsync_timeout=120),
                 hosts=[{"name": "web1", "sources": [str(src)], "rsync_options": [BWLIMIT]}],
             )
             print(f"workload: {args.cancels} cancels of a 16 MB backup at 256 KiB/s, 2 cores")

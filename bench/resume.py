@@ -36,23 +36,13 @@ SLOW = "--bwlimit=30000"  # KiB/s for the interrupted pull: 80% of 150 MB in abo
 INTERRUPT_AT = 0.8
 
 
-def temp_size(tree: Path, name: str) -> int:
-    """Size of rsync's temporary `.<name>.XXXXXX` anywhere under tree (0 if none)."""
-    for dirpath, _dirs, files in os.walk(tree):
-        for f in files:
-            if f.startswith(f".{name}."):
-                try:
-                    return os.path.getsize(os.path.join(dirpath, f))
-                except OSError:
-                    return 0
-    return 0
-
-
 def when_arrived(tree: Path, size: int, action) -> threading.Thread:
+    from tests.engine.slow_transfer import temp_file_size
+
     def body() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            if temp_size(tree, "big.bin") >= size * INTERRUPT_AT:
+            if temp_file_size(tree, "big.bin") >= size * INTERRUPT_AT:
                 action()
                 return
             time.sleep(0.005)

@@ -13,24 +13,11 @@ import pytest
 from pobsync_models.models import BackupRun, SnapshotRecord
 from pobsync_runner.backup import run_backup
 from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
-from tests.engine.slow_transfer import staging_dirs, when
+from tests.engine.slow_transfer import staging_dirs, temp_file_size, when
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 Outcome = BackupRun.Outcome
 SIZE = 24 * 1024 * 1024
-
-
-def temp_file_size(host_dir: Path, stem: str) -> int:
-    """Size of rsync's in-flight temporary `.<stem>.XXXXXX` under any staging dir."""
-    for staging in staging_dirs(host_dir):
-        for dirpath, _dirs, files in os.walk(staging):
-            for name in files:
-                if name.startswith(f".{stem}."):
-                    try:
-                        return os.path.getsize(os.path.join(dirpath, name))
-                    except OSError:
-                        return 0
-    return 0
 
 
 def test_it_continues_an_interrupted_large_file_instead_of_sending_it_again(engine):

@@ -99,6 +99,20 @@ class ProcDB:
         self.procs.clear()
 
 
+def sshd_config(sshd: Any, backup_root: Path, **overrides: Any) -> dict[str, Any]:
+    """The GlobalConfig fields (dbtool `configure`) for pulling through the test sshd."""
+    return {
+        "backup_root": str(backup_root),
+        "ssh_user": sshd.user,
+        "ssh_port": sshd.port,
+        "ssh_key_path": str(sshd.client_key_path),
+        "known_hosts_path": str(sshd.known_hosts_path),
+        "connect_timeout": 5,
+        "rsync_timeout": 60,
+        **overrides,
+    }
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.5, what: str = ""):
     deadline = time.monotonic() + timeout
     while True:

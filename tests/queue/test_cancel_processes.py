@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.queue.procs import alive, descendants, log_text, rsync_processes, wait_for
+from tests.queue.procs import (
+    alive,
+    descendants,
+    log_text,
+    rsync_processes,
+    sshd_config,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 CANCEL_BOUND = 5.0  # seconds from `pobsync cancel` returning to rsync gone (issue 10)
@@ -26,15 +33,7 @@ def slow_host(procdb, sshd, tmp_path) -> Path:
     (src / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024))  # a minute at 64 KiB/s
     procdb.tool(
         "configure",
-        config={
-            "backup_root": str(root),
-            "ssh_user": sshd.user,
-            "ssh_port": sshd.port,
-            "ssh_key_path": str(sshd.client_key_path),
-            "known_hosts_path": str(sshd.known_hosts_path),
-            "connect_timeout": 5,
-            "rsync_timeout": 60,
-        },
+        config=sshd_config(sshd, root),
         hosts=[{"name": "web1", "sources": [str(src)], "rsync_options": ["--bwlimit=64"]}],
     )
     return src

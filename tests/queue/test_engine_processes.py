@@ -18,6 +18,7 @@ from tests.queue.procs import (
     descendants,
     log_text,
     rsync_processes,
+    sshd_config,
     wait_for,
 )
 
@@ -39,15 +40,7 @@ def site(procdb, sshd, tmp_path):
         sources[name] = src
     procdb.tool(
         "configure",
-        config={
-            "backup_root": str(root),
-            "ssh_user": sshd.user,
-            "ssh_port": sshd.port,
-            "ssh_key_path": str(sshd.client_key_path),
-            "known_hosts_path": str(sshd.known_hosts_path),
-            "connect_timeout": 5,
-            "rsync_timeout": 60,
-        },
+        config=sshd_config(sshd, root),
         hosts=[
             {"name": name, "sources": [str(src)], "rsync_options": SLOW_RSYNC}
             for name, src in sources.items()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -148,24 +149,34 @@ def commit(staged: StagedSnapshot, exit_code: int, stats: Stats, now: datetime) 
         **_stat_fields(stats),
     )
     write_metadata(staged.staging, staged.meta)
+
+    def record_complete() -> None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).update(
+            state=State.COMPLETE,
+            path=str(staged.final),
+            finished_at=now,
+            rsync_exit_code=exit_code,
+            **_stat_fields(stats),
+        )
+
+    _rename_with(staged.staging, staged.final, record_complete)
+    fsync_dir(staged.final.parent)
+    staged.record.refresh_from_db()
+
+
+def _rename_with(src: Path, dst: Path, writes: Callable[[], None]) -> None:
+    """`writes` and the rename src -> dst in one transaction: if the rename fails the
+    writes roll back; if the commit fails the directory is renamed back."""
     renamed = False
     try:
         with transaction.atomic():
-            SnapshotRecord.objects.filter(pk=staged.record.pk).update(
-                state=State.COMPLETE,
-                path=str(staged.final),
-                finished_at=now,
-                rsync_exit_code=exit_code,
-                **_stat_fields(stats),
-            )
-            os.rename(staged.staging, staged.final)
+            writes()
+            os.rename(src, dst)
             renamed = True
     except BaseException:
         if renamed:
-            os.rename(staged.final, staged.staging)
+            os.rename(dst, src)
         raise
-    fsync_dir(staged.final.parent)
-    staged.record.refresh_from_db()
 
 
 def remove_partial_dir(staging: Path) -> None:
@@ -222,17 +233,12 @@ def discard(staged: StagedSnapshot, *, remote_untouched: bool) -> bool:
             (staged.staging / entry).unlink(missing_ok=True)
         staged.staging.rmdir()
         return True
-    renamed = False
-    try:
-        with transaction.atomic():
-            SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
-            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PARTIAL)
-            os.rename(staged.staging, seed.path)
-            renamed = True
-    except BaseException:
-        if renamed:
-            os.rename(seed.path, staged.staging)
-        raise
+
+    def hand_back() -> None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
+        SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PARTIAL)
+
+    _rename_with(staged.staging, Path(seed.path), hand_back)
     try:
         write_metadata(Path(seed.path), staged.seed_meta)
     except OSError:
