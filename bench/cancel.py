@@ -58,7 +58,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cancels", type=int, default=10)
     args = ap.parse_args()
-    from tests.queue.procs import ProcDB, rsync_processes, sshd_config
+    from tests.queue.procs import ProcDB, engine_config, rsync_processes
     from tests.support.sshd import running_sshd
 
     work = Path(tempfile.mkdtemp(prefix="pobsync-bench-cancel-"))
@@ -73,7 +73,7 @@ def main() -> int:
             db.tool("migrate")
             db.tool(
                 "configure",
-                config=sshd_config(server, root, rsync_timeout=120),
+                config={**engine_config(root, server), "rsync_timeout": 120},
                 hosts=[{"name": "web1", "sources": [str(src)], "rsync_options": [BWLIMIT]}],
             )
             print(f"workload: {args.cancels} cancels of a 16 MB backup at 256 KiB/s, 2 cores")

@@ -99,8 +99,8 @@ class ProcDB:
         self.procs.clear()
 
 
-def sshd_config(sshd: Any, backup_root: Path, **overrides: Any) -> dict[str, Any]:
-    """The GlobalConfig fields (dbtool `configure`) for pulling through the test sshd."""
+def engine_config(backup_root: Path, sshd: Any) -> dict[str, Any]:
+    """GlobalConfig fields for real-engine tests: back up through the `sshd` fixture."""
     return {
         "backup_root": str(backup_root),
         "ssh_user": sshd.user,
@@ -109,7 +109,6 @@ def sshd_config(sshd: Any, backup_root: Path, **overrides: Any) -> dict[str, Any
         "known_hosts_path": str(sshd.known_hosts_path),
         "connect_timeout": 5,
         "rsync_timeout": 60,
-        **overrides,
     }
 
 

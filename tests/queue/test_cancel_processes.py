@@ -12,9 +12,9 @@ import pytest
 from tests.queue.procs import (
     alive,
     descendants,
+    engine_config,
     log_text,
     rsync_processes,
-    sshd_config,
     wait_for,
 )
 
@@ -33,7 +33,7 @@ def slow_host(procdb, sshd, tmp_path) -> Path:
     (src / "big.bin").write_bytes(os.urandom(4 * 1024 * 1024))  # a minute at 64 KiB/s
     procdb.tool(
         "configure",
-        config=sshd_config(sshd, root),
+        config=engine_config(root, sshd),
         hosts=[{"name": "web1", "sources": [str(src)], "rsync_options": ["--bwlimit=64"]}],
     )
     return src

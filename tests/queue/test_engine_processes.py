@@ -16,9 +16,9 @@ from tests.queue.procs import (
     LEASE_TTL,
     alive,
     descendants,
+    engine_config,
     log_text,
     rsync_processes,
-    sshd_config,
     wait_for,
 )
 
@@ -40,7 +40,7 @@ def site(procdb, sshd, tmp_path):
         sources[name] = src
     procdb.tool(
         "configure",
-        config=sshd_config(sshd, root),
+        config=engine_config(root, sshd),
         hosts=[
             {"name": name, "sources": [str(src)], "rsync_options": SLOW_RSYNC}
             for name, src in sources.items()

@@ -123,6 +123,28 @@ def test_it_asks_the_runner_to_stop_a_running_job_through_the_heartbeat():
     assert cancel(job.pk) == "finished"
 
 
+def test_it_peeks_at_a_cancel_in_one_read_without_renewing_the_lease(
+    django_assert_num_queries,
+):
+    job = make_job(make_host())
+    lease = claim("w:1")
+    before = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
+    with django_assert_num_queries(1) as ctx:
+        assert peek(lease) is Beat.OK
+    assert ctx.captured_queries[0]["sql"].lstrip().upper().startswith("SELECT")
+    cancel(job.pk)  # what `pobsync cancel` and the admin's action both call
+    assert peek(lease) is Beat.CANCEL
+    after = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
+    assert after == before  # peeking never writes the lease
+
+
+def test_it_peeks_a_lost_lease_as_lost():
+    job = make_job(make_host())
+    lease = claim("w:1")
+    BackupJob.objects.filter(pk=job.pk).update(lease_token="stolen")
+    assert peek(lease) is Beat.LOST
+
+
 def test_it_raises_for_an_unknown_job():
     with pytest.raises(BackupJob.DoesNotExist):
         cancel(999999)
@@ -223,25 +245,3 @@ def test_it_beats_in_one_statement_while_no_cancel_is_pending(django_assert_num_
     lease = claim("w:1")
     with django_assert_num_queries(1):
         assert heartbeat(lease) is Beat.OK
-
-
-def test_it_peeks_at_a_cancel_in_one_read_without_renewing_the_lease(
-    django_assert_num_queries,
-):
-    job = make_job(make_host())
-    lease = claim("w:1")
-    before = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
-    with django_assert_num_queries(1) as ctx:
-        assert peek(lease) is Beat.OK
-    assert ctx.captured_queries[0]["sql"].lstrip().upper().startswith("SELECT")
-    cancel(job.pk)  # what `pobsync cancel` and the admin's action both call
-    assert peek(lease) is Beat.CANCEL
-    after = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
-    assert after == before  # peeking never writes the lease
-
-
-def test_it_peeks_a_lost_lease_as_lost():
-    job = make_job(make_host())
-    lease = claim("w:1")
-    BackupJob.objects.filter(pk=job.pk).update(lease_token="stolen")
-    assert peek(lease) is Beat.LOST

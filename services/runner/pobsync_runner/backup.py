@@ -198,6 +198,16 @@ def _conclude(
     return _finish(run, outcome, "; ".join(n for n in notes if n), tail)
 
 
+def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:
+    from pobsync_runner.prune import apply_retention
+
+    try:
+        result = apply_retention(host, spec, now=now, lock=lock, exclude_run=run.pk)
+    except (BackupError, OSError) as exc:
+        return f"prune failed: {exc}"
+    return result.summary() if result.deleted else ""
+
+
 def _keep_partial(run: BackupRun, staged: StagedSnapshot, result: RsyncResult, now) -> str | None:
     """Record the staging directory as a partial (the name kept), or, when the run
     transferred nothing, leave no trace of it (discard) and return None: an unreachable
@@ -214,16 +224,6 @@ def _keep_partial(run: BackupRun, staged: StagedSnapshot, result: RsyncResult, n
     run.snapshot = None
     run.snapshot_name = ""
     return None
-
-
-def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> str:
-    from pobsync_runner.prune import apply_retention
-
-    try:
-        result = apply_retention(host, spec, now=now, lock=lock, exclude_run=run.pk)
-    except (BackupError, OSError) as exc:
-        return f"prune failed: {exc}"
-    return result.summary() if result.deleted else ""
 
 
 def _record_stats(run: BackupRun, result: RsyncResult) -> None:

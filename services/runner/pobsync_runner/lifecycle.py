@@ -215,8 +215,9 @@ def discard(staged: StagedSnapshot, *, remote_untouched: bool) -> bool:
     nothing, not even a directory). Seeded: the directory had data before the run, so
     the caller must know rsync never started (`remote_untouched`: ssh failed first);
     it is renamed back to the seed's name with the seed's metadata, and the seed's
-    record is partial again. Either way the new record is deleted, in the transaction
-    that moves the disk, so SQL and disk agree whatever fails."""
+    record is partial again, in the transaction that deletes the new record (a failed
+    rename rolls it back). Unseeded, the record goes first, then the directory: a crash
+    between leaves at worst an empty directory that discover-snapshots records."""
     seed = staged.seed
     if seed is None:
         try:
