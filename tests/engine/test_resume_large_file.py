@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -68,3 +69,33 @@ def test_it_keeps_a_remote_directory_of_that_name_below_the_root_as_data(engine)
     # Below the snapshot root the name is ordinary data and is kept as such.
     assert (copied / PARTIAL_DIR / "file.txt").read_text() == "not a partial of ours\n"
     assert not (engine.host_dir / run.snapshot_name / PARTIAL_DIR).exists()
+
+
+def test_it_protects_the_partial_dir_from_a_seeded_runs_delete_excluded(engine, tmp_path):
+    """With a source of "/" the snapshot root itself is in --delete's scope; the
+    exclude alone would let --delete-excluded remove the kept part (checked with a
+    local rsync whose transfer root is the snapshot root, as it is for "/")."""
+    from pobsync_models.specs import host_spec
+    from pobsync_runner.rsync import partial_dir_args
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    (dest / PARTIAL_DIR).mkdir(parents=True)
+    (dest / PARTIAL_DIR / "big.bin").write_bytes(b"received so far")
+    (dest / "stale").write_text("gone from the source\n")
+    spec = host_spec(engine.host, engine.config)
+
+    def pull(filters: list[str]) -> None:
+        argv = ["rsync", "-a", "--relative", "--delete", "--delete-excluded", *filters]
+        subprocess.run([*argv, f"{src}/./", f"{dest}/"], check=True)
+
+    pull([a for a in partial_dir_args(spec, dest) if not a.startswith("--filter")])
+    assert not (dest / PARTIAL_DIR).exists()  # why the protect rule is there
+    (dest / PARTIAL_DIR).mkdir()
+    (dest / PARTIAL_DIR / "big.bin").write_bytes(b"received so far")
+
+    pull(partial_dir_args(spec, dest))
+
+    assert (dest / PARTIAL_DIR / "big.bin").read_bytes() == b"received so far"
+    assert not (dest / "stale").exists() and (dest / "etc" / "hosts").exists()
