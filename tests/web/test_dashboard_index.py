@@ -85,3 +85,4 @@ def test_it_counts_partials_a_later_run_continued_apart_from_retention_deletes(s
     assertNotContains(response, "pruned (history)")
     host_page = staff_client.get("/dashboard/hosts/web1/")
     assertContains(host_page, "2 pruned by retention, 5 partials continued by a later run")
+    assertContains(host_page, '<span class="badge b-superseded">continued later</span>')
