@@ -58,11 +58,11 @@ def rsync_argv(
     ]
     if link_dest is not None:
         argv.append(f"--link-dest={link_dest}")
+    argv += partial_dir_args(spec, dest)
     if seeded:
         argv += ["--delete", "--delete-excluded"]
     # The snapshot's own metadata file can never come from the remote.
     argv.append(f"--exclude=/{METADATA_FILE}")
-    argv += partial_dir_args(spec, dest)
     argv += [f"--exclude={pattern}" for pattern in spec.excludes]
     argv += list(spec.rsync_options)
     prefix = remote_prefix(spec.ssh)
