@@ -145,7 +145,7 @@ class BackupJobAdmin(ReadOnlyAdmin):
     list_select_related = ("host",)
     actions = ["cancel_jobs"]
 
-    @admin.action(description="Cancel (queued at once, running within one heartbeat)")
+    @admin.action(description="Cancel (queued at once, running within seconds)")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         from pobsync_models.queue import CANCEL_REQUESTED, CANCELLED, cancel
 

@@ -49,6 +49,10 @@ class Daemon:
     def on_stop_request(self) -> None:
         """Called from the signal handler (main thread) after the flag is set."""
 
+    def idle_wait(self) -> float:
+        """Seconds to sleep after a pass that did no work (default: the interval)."""
+        return self.interval
+
     # -- machinery -------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -99,7 +103,7 @@ class Daemon:
                 if once:
                     break
                 if not did_work:
-                    self.sleep(self.interval)
+                    self.sleep(self.idle_wait())
         finally:
             self.shutdown()
 

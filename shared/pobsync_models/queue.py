@@ -287,6 +287,26 @@ def heartbeat(lease: Lease, *, ttl: int | None = None) -> Beat:
     return retrying(beat)
 
 
+def peek(lease: Lease) -> Beat:
+    """What a heartbeat would find, read-only: one indexed SELECT by primary key, no
+    write, no lock. The runner calls it every POBSYNC_CANCEL_POLL_INTERVAL seconds
+    between lease renewals, so a cancel is noticed within seconds while the lease is
+    still written only once per heartbeat interval. LOST means the token moved on
+    (tokens never come back), so acting on it at once is as safe as on a heartbeat."""
+
+    def look() -> Beat:
+        row = (
+            BackupJob.objects.filter(pk=lease.job_id)
+            .values_list("state", "lease_token", "cancel_requested")
+            .first()
+        )
+        if row is None or row[0] != State.RUNNING or row[1] != lease.token:
+            return Beat.LOST
+        return Beat.CANCEL if row[2] else Beat.OK
+
+    return retrying(look)
+
+
 def _release(lease: Lease, **job_fields) -> bool:
     def release() -> bool:
         try:
@@ -333,13 +353,13 @@ def requeue(lease: Lease, *, delay: int = 0, error: str = "", count_attempt: boo
 
 
 CANCELLED = "cancelled"  # was queued: cancelled at once
-CANCEL_REQUESTED = "requested"  # running: its runner stops within one heartbeat
+CANCEL_REQUESTED = "requested"  # running: its runner stops within one cancel poll
 ALREADY_FINISHED = "finished"  # nothing to do
 
 
 def cancel(job_id: int) -> str:
     """Cancel a job: queued -> cancelled at once (CANCELLED); running ->
-    cancel_requested, which its runner sees within one heartbeat and stops rsync
+    cancel_requested, which its runner sees within one cancel poll (peek) and stops rsync
     (CANCEL_REQUESTED); a finished job is left alone (ALREADY_FINISHED).
     Raises BackupJob.DoesNotExist for an unknown id."""
 

@@ -180,7 +180,7 @@ LOGGING = {
 
 # The job queue (docs/queue.md). A runner renews its lease every heartbeat interval; a
 # lease not renewed for the TTL is reaped (job requeued, host freed). Cancelling a
-# running job takes effect within one heartbeat interval.
+# running job takes effect within one cancel poll (below).
 POBSYNC_LEASE_TTL = env_int("POBSYNC_LEASE_TTL", 300, minimum=2)
 POBSYNC_HEARTBEAT_INTERVAL = env_int("POBSYNC_HEARTBEAT_INTERVAL", 60, minimum=1)
 if POBSYNC_HEARTBEAT_INTERVAL * 2 > POBSYNC_LEASE_TTL:
@@ -188,6 +188,9 @@ if POBSYNC_HEARTBEAT_INTERVAL * 2 > POBSYNC_LEASE_TTL:
         f"POBSYNC_HEARTBEAT_INTERVAL={POBSYNC_HEARTBEAT_INTERVAL} must be at most half of "
         f"POBSYNC_LEASE_TTL={POBSYNC_LEASE_TTL} so one missed heartbeat does not lose the lease"
     )
+# Between lease renewals a runner reads (never writes) its job's cancel flag this often,
+# so `pobsync cancel` stops rsync within seconds without more lease writes.
+POBSYNC_CANCEL_POLL_INTERVAL = env_int("POBSYNC_CANCEL_POLL_INTERVAL", 1, minimum=1)
 # What a runner calls for a claimed job: the engine's run_backup (contract 1). Tests and
 # the queue benchmark point it at a stand-in so protocol load tests need no rsync.
 POBSYNC_RUNNER_EXECUTOR = env_str("POBSYNC_RUNNER_EXECUTOR", "pobsync_runner.backup.run_backup")

@@ -42,6 +42,18 @@ def temp_file_started(staging_root: Path, stem: str) -> bool:
     return False
 
 
+def temp_file_size(tree: Path, stem: str) -> int:
+    """Size of rsync's temporary `.<stem>.XXXXXX` anywhere under tree (0 if none yet)."""
+    for dirpath, _dirs, files in os.walk(tree):
+        for name in files:
+            if name.startswith(f".{stem}."):
+                try:
+                    return os.path.getsize(os.path.join(dirpath, name))
+                except OSError:
+                    return 0
+    return 0
+
+
 def when(condition: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:
     """Run `action` in a thread as soon as `condition` holds."""
 

@@ -61,7 +61,9 @@ def test_it_fails_readably_when_the_host_is_unreachable(engine):
     assert "ssh: connect to host 127.0.0.1 port" in run.message
     assert "Connection refused" in run.message
     assert "Traceback" not in run.message and "\n" not in run.message
-    assert SnapshotRecord.objects.get(name=run.snapshot_name).state == "partial"
+    # nothing was transferred: no partial record or directory is left behind
+    assert run.snapshot_name == "" and not SnapshotRecord.objects.exists()
+    assert staging_dirs(engine.host_dir) == []
 
 
 def test_it_fails_readably_on_a_wrong_host_key(engine, tmp_path):
@@ -74,7 +76,8 @@ def test_it_fails_readably_on_a_wrong_host_key(engine, tmp_path):
     run = run_backup(engine.host)
 
     assert run.outcome == Outcome.FAILED
-    assert "Host key verification failed" in run.message
+    assert run.message.startswith("host key verification failed: Host key for [127.0.0.1]:")
+    assert "has changed" in run.message
     assert "pobsync trust-host web1" in run.message
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in run.log_tail
 
@@ -87,7 +90,8 @@ def test_it_fails_on_an_unknown_host_key_instead_of_accepting_it(engine, tmp_pat
 
     run = run_backup(engine.host)
 
-    assert run.outcome == Outcome.FAILED and "Host key verification failed" in run.message
+    assert run.outcome == Outcome.FAILED
+    assert run.message.startswith("host key verification failed: No ED25519 host key is known")
     assert empty.read_text() == ""
 
 
@@ -128,7 +132,7 @@ def test_it_records_a_killed_rsync_as_partial_and_the_next_run_completes_it(engi
     assert (got / "a-small.txt").stat().st_ino == small_inode  # not pulled again
     assert second.files_transferred < 3
     partial.refresh_from_db()
-    assert partial.state == "pruned"  # consumed as the seed
+    assert partial.state == "superseded"  # consumed as the seed, not deleted by retention
     assert staging_dirs(engine.host_dir) == []
     import json
 

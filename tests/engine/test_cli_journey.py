@@ -105,7 +105,7 @@ def test_it_walks_the_readme_journey_through_a_read_only_restricted_key(cli):
     (cli.src / "a.txt").write_text("alpha\n")
     (cli.src / "b.txt").write_text("beta\n")
     before = cli("backup", "web1", check=False)
-    assert before.returncode == 1 and "Host key verification failed" in before.stderr
+    assert before.returncode == 1 and "host key verification failed" in before.stderr
     trust(cli)
 
     first = cli("backup", "web1", "--prune")
@@ -116,9 +116,10 @@ def test_it_walks_the_readme_journey_through_a_read_only_restricted_key(cli):
 
     snaps = sorted(p for p in (cli.root / "web1").iterdir() if p.name[0].isdigit())
     states = cli.sql("select name, state from pobsync_models_snapshotrecord order by name")
-    # the failed first try's partial seeded the first backup; keep-last 1 pruned that one
-    assert [s for _, s in states] == ["pruned", "pruned", "complete"]
-    assert [p.name for p in snaps] == [states[2][0]]
+    # the failed first try (host key) transferred nothing and left no partial;
+    # keep-last 1 pruned the first backup
+    assert [s for _, s in states] == ["pruned", "complete"]
+    assert [p.name for p in snaps] == [states[1][0]]
     plan = cli("retention", "web1").stdout
     assert "policy last=1" in plan and "keep    last #1" in plan and "1 keep, 0 prune" in plan
 
@@ -203,4 +204,5 @@ def test_a_killed_runner_leaves_a_recorded_partial_and_its_rsync_dies_with_it(cl
     assert runs[0][0] == "failed" and runs[0][1].startswith("interrupted")
     assert runs[1][0] == "success"
     states = cli.sql("select state from pobsync_models_snapshotrecord order by name")
-    assert states == [("pruned",), ("complete",)]  # the partial became the new snapshot's seed
+    # the partial became the new snapshot's seed
+    assert states == [("superseded",), ("complete",)]

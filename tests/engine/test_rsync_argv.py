@@ -38,6 +38,17 @@ def test_it_builds_the_ssh_options_pobsync_promises():
     assert "StrictHostKeyChecking=no" not in joined and "accept-new" not in joined
 
 
+def test_it_keeps_partial_files_in_the_staging_directory_unless_inplace():
+    dest = Path("/backups/web1/2026-11-28T020000Z.partial")
+    argv = rsync_argv(spec(), dest)
+    assert f"--partial-dir={dest}/.pobsync-partial" in argv
+    assert "--filter=P /.pobsync-partial" in argv  # a seeded --delete-excluded keeps it
+    assert "--exclude=/.pobsync-partial" in argv  # never from the remote
+    assert argv.index("--exclude=/.pobsync-partial") < argv.index(f"{dest}/")
+    inplace = rsync_argv(spec(rsync_options=("--inplace",)), dest)
+    assert not [a for a in inplace if ".pobsync-partial" in a]  # rsync refuses both at once
+
+
 def test_it_builds_an_rsync_argv_with_link_dest_excludes_and_options():
     s = spec(excludes=("*.tmp", "/var/cache"), rsync_options=("--bwlimit=5M", "-H"))
     argv = rsync_argv(s, Path("/backups/web1/N.partial"), link_dest=Path("/backups/web1/OLD"))

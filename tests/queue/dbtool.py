@@ -132,6 +132,8 @@ def snapshot(args: dict) -> dict:
             "finished_at",
             "error",
             "cancel_requested",
+            "heartbeat_at",
+            "created_at",
         ),
         "runs": _rows(
             BackupRun.objects.order_by("id"),

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from pobsync_models.models import BackupJob
-from pobsync_models.queue import claim
+from pobsync_models.queue import Beat, claim, peek
 from tests.support.factories import make_host, make_job
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,8 @@ def test_it_lists_jobs_read_only_with_queue_columns_and_filters(admin_client):
 
 def test_it_cancels_selected_jobs_from_the_admin(admin_client):
     running = make_job(make_host("web2"))
-    assert claim("box:1").job_id == running.pk
+    lease = claim("box:1")
+    assert lease.job_id == running.pk
     queued = make_job(make_host("web1"))
     response = admin_client.post(
         "/admin/pobsync_models/backupjob/",
@@ -45,6 +46,7 @@ def test_it_cancels_selected_jobs_from_the_admin(admin_client):
     queued.refresh_from_db()
     running.refresh_from_db()
     assert queued.state == "cancelled" and running.cancel_requested
+    assert peek(lease) is Beat.CANCEL  # what the runner's next cancel poll sees
 
 
 def test_it_enqueues_backups_from_the_host_admin(admin_client):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.slow_transfer import staging_dirs, temp_file_started
 from tests.queue.procs import (
     LEASE_TTL,
     alive,
@@ -130,8 +131,15 @@ def test_it_kills_rsync_and_writes_nothing_when_the_lease_is_lost(procdb, site, 
 
 
 def test_it_requeues_the_running_job_on_sigterm_within_ten_seconds(procdb, site, tmp_path):
-    _, sources = site
+    root, sources = site
     job, runner, rsyncs = start_one_slow_backup(procdb, tmp_path, sources)
+    # Once data has arrived (a run that transferred nothing would leave no partial).
+    wait_for(
+        lambda: any(temp_file_started(d, "big.bin") for d in staging_dirs(root / "web1")),
+        timeout=30,
+        step=0.1,
+        what="rsync to write big.bin",
+    )
     asked = time.monotonic()
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(15) == 0, log_text(runner)

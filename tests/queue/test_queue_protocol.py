@@ -13,6 +13,7 @@ from pobsync_models.queue import (
     enqueue,
     finish,
     heartbeat,
+    peek,
     reap,
     requeue,
 )
@@ -120,6 +121,28 @@ def test_it_asks_the_runner_to_stop_a_running_job_through_the_heartbeat():
     assert heartbeat(lease) is Beat.CANCEL
     assert finish(lease, State.CANCELLED)
     assert cancel(job.pk) == "finished"
+
+
+def test_it_peeks_at_a_cancel_in_one_read_without_renewing_the_lease(
+    django_assert_num_queries,
+):
+    job = make_job(make_host())
+    lease = claim("w:1")
+    before = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
+    with django_assert_num_queries(1) as ctx:
+        assert peek(lease) is Beat.OK
+    assert ctx.captured_queries[0]["sql"].lstrip().upper().startswith("SELECT")
+    cancel(job.pk)  # what `pobsync cancel` and the admin's action both call
+    assert peek(lease) is Beat.CANCEL
+    after = BackupJob.objects.values_list("lease_expires_at", "heartbeat_at").get(pk=job.pk)
+    assert after == before  # peeking never writes the lease
+
+
+def test_it_peeks_a_lost_lease_as_lost():
+    job = make_job(make_host())
+    lease = claim("w:1")
+    BackupJob.objects.filter(pk=job.pk).update(lease_token="stolen")
+    assert peek(lease) is Beat.LOST
 
 
 def test_it_raises_for_an_unknown_job():

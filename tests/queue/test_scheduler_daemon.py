@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pobsync_models.models import BackupJob, Schedule
-from pobsync_scheduler.daemon import Scheduler
+from pobsync_scheduler.daemon import Scheduler, seconds_to_next_pass
 from pobsync_scheduler.tick import tick
 from tests.support.factories import make_host, make_schedule
 
@@ -47,3 +47,31 @@ def test_it_logs_a_schedule_that_never_fires_once_not_every_pass():
     warnings = [line for line in said if "never fires" in line]
     assert len(warnings) == 1, said
     assert "'0 0 31 2 *' (UTC) never fires; it is skipped until" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("now", "interval", "expected"),
+    [
+        (datetime(2025, 7, 3, 2, 14, 41, tzinfo=UTC), 60, 19.05),  # to 02:15:00 + margin
+        (datetime(2025, 7, 3, 2, 14, 0, 100_000, tzinfo=UTC), 60, 59.95),
+        (datetime(2025, 7, 3, 2, 14, 59, 990_000, tzinfo=UTC), 60, 0.06),  # woke early
+        (datetime(2025, 7, 3, 2, 14, 41, tzinfo=UTC), 5, 5.0),  # a shorter interval wins
+        (datetime(2025, 7, 3, 2, 14, 41, tzinfo=UTC), 600, 19.05),  # a longer one does not
+    ],
+)
+def test_it_sleeps_until_just_past_the_next_minute_boundary(now, interval, expected):
+    assert seconds_to_next_pass(now, interval) == pytest.approx(expected, abs=1e-6)
+
+
+def test_it_ticks_a_slot_within_two_seconds_when_woken_as_it_says(time_machine):
+    schedule = make_schedule(make_host(), "15 2 * * *")
+    started = datetime(2025, 7, 3, 2, 14, 17, 300_000, tzinfo=UTC)  # 43 s before the slot
+    time_machine.move_to(started, tick=False)
+    scheduler = Scheduler(interval=60, say=lambda text: None)
+    scheduler.process_one()  # initialises next_run_at to 02:15
+    woken = started + timedelta(seconds=scheduler.idle_wait())
+    time_machine.move_to(woken, tick=False)
+    scheduler.process_one()
+    job = BackupJob.objects.get()
+    assert job.schedule_id == schedule.pk and job.scheduled_for == SLOT
+    assert timedelta(0) <= job.created_at - SLOT < timedelta(seconds=2)

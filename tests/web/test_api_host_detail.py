@@ -21,7 +21,13 @@ def test_it_shows_config_schedules_runs_and_the_error_tail(staff_client, demo):
     assert newest["outcome"] == "failed" and newest["rsync_exit_code"] == 255
     assert "Connection timed out" in newest["log_tail"]
     assert newest["duration_seconds"] == 31
-    assert body["snapshot_counts"] == {"complete": 3, "partial": 0, "pruned": 0, "missing": 0}
+    assert body["snapshot_counts"] == {
+        "complete": 3,
+        "partial": 0,
+        "pruned": 0,
+        "superseded": 0,
+        "missing": 0,
+    }
     assert body["running_job"] is None
 
 

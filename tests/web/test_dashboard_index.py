@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from pytest_django.asserts import assertContains, assertNotContains
 
-from tests.support.factories import make_host
+from tests.support.factories import make_host, make_snapshot
 from tests.web.guards import assert_page_guarded
 
 URL = "/dashboard/"
@@ -27,7 +29,13 @@ def test_it_summarises_hosts_runs_snapshots_queue_and_processes(staff_client, de
     ctx = response.context
     assert (ctx["hosts"].total, ctx["hosts"].failing, ctx["hosts"].overdue) == (7, 1, 1)
     assert ctx["runs_24h"]["failed"] == 1 and ctx["runs_24h"]["warning"] == 1
-    assert ctx["snapshots"] == {"complete": 20, "partial": 1, "pruned": 1, "missing": 0}
+    assert ctx["snapshots"] == {
+        "complete": 20,
+        "partial": 1,
+        "pruned": 1,
+        "superseded": 0,
+        "missing": 0,
+    }
     assert (ctx["queue"].queued, ctx["queue"].running) == (3, 1)
     assertContains(response, "63%")  # the running backup's progress
     assertContains(response, 'id="auto-refresh"')
@@ -60,3 +68,21 @@ def test_the_admin_links_to_the_dashboard(staff_client):
 def test_the_site_root_leads_to_the_dashboard(anon_client):
     response = anon_client.get("/")
     assert response.status_code == 302 and response["Location"] == URL
+
+
+def test_it_counts_partials_a_later_run_continued_apart_from_retention_deletes(staff_client):
+    web = make_host("web1")
+    t0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+    for hours in range(5):  # five interrupted tries, each continued by the next run
+        make_snapshot(web, t0 + timedelta(hours=hours), state="superseded")
+    for days in (10, 11):
+        make_snapshot(web, t0 - timedelta(days=days), state="pruned", pruned_at=t0)
+    response = staff_client.get(URL)
+    assert response.context["snapshots"]["pruned"] == 2
+    assert response.context["snapshots"]["superseded"] == 5
+    assertContains(response, "<dt>pruned by retention</dt><dd>2</dd>", html=False)
+    assertContains(response, "<dt>continued by a later run</dt><dd>5</dd>", html=False)
+    assertNotContains(response, "pruned (history)")
+    host_page = staff_client.get("/dashboard/hosts/web1/")
+    assertContains(host_page, "2 pruned by retention, 5 partials continued by a later run")
+    assertContains(host_page, '<span class="badge b-superseded">continued later</span>')

@@ -2,9 +2,11 @@
 
 Outcomes: rsync exit 0 -> success; 24 (vanished files) or a code the host lists ->
 warning, snapshot committed; a stop request -> cancelled; anything else -> failed with
-the error and the tail of rsync's stderr. A committed snapshot with no regular files
-whose base had some is a warning too (an unmounted or emptied source looks like that).
-Failed and cancelled runs leave a recorded partial snapshot that seeds the next run.
+the cause (ssh's verdict when it named one, rsync_output.describe_failure) and the tail
+of rsync's stderr. A committed snapshot with no regular files whose base had some is a
+warning too (an unmounted or emptied source looks like that). Failed and cancelled runs
+leave a recorded partial snapshot that seeds the next run, unless they transferred
+nothing: then no new partial is left (lifecycle.discard).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
@@ -25,10 +27,18 @@ from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.dumps import DumpsOutcome, take_dumps
 from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.hooks import run_post, run_pre
-from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
+from pobsync_runner.lifecycle import StagedSnapshot, commit, discard, interrupt, stage
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
-from pobsync_runner.rsync_output import Progress, Stats, describe_exit, first_error_line
+from pobsync_runner.rsync_output import (
+    HOST_KEY_CAUSE,
+    Progress,
+    Stats,
+    connection_failure,
+    describe_exit,
+    describe_failure,
+    first_error_line,
+)
 
 __all__ = ["BackupError", "HostBusy", "run_backup"]
 
@@ -185,22 +195,20 @@ def _conclude(
     _record_stats(run, result)
     tail = "\n".join(result.stderr_tail)
     if result.stopped:
-        _db(lambda: interrupt(staged, code, result.stats, now))
+        kept = _keep_partial(run, staged, result, now)
         return _finish(
             run,
             Outcome.CANCELLED,
-            f"cancelled; partial snapshot {staged.record.name} kept to seed the next run",
+            "cancelled" + (f"; partial snapshot {kept} kept to seed the next run" if kept else ""),
             tail,
         )
     if code != 0 and code not in spec.warning_exit_codes:
-        _db(lambda: interrupt(staged, code, result.stats, now))
-        message = describe_exit(code)
-        detail = first_error_line(result.stderr_tail)
-        if detail:
-            message += f": {detail}"
-        if "Host key verification failed" in tail:
+        message = describe_failure(code, result.stderr_tail)
+        failure = connection_failure(result.stderr_tail)
+        if failure and failure[0] == HOST_KEY_CAUSE:
             message += f" (check the key, then run `pobsync trust-host {host.name}`)"
-        message += f"; partial snapshot {staged.record.name} kept"
+        kept = _keep_partial(run, staged, result, now)
+        message += f"; partial snapshot {kept} kept" if kept else "; nothing was transferred"
         return _finish(run, Outcome.FAILED, message, tail)
 
     if dumps is not None and dumps.error and not spec.hooks.dumps_may_fail:
@@ -313,6 +321,24 @@ def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> s
     except (BackupError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""
+
+
+def _keep_partial(run: BackupRun, staged: StagedSnapshot, result: RsyncResult, now) -> str | None:
+    """Record the staging directory as a partial (the name kept), or, when the run
+    transferred nothing, leave no trace of it (discard) and return None: an unreachable
+    host retried every hour must not pile up empty partials."""
+    untouched = connection_failure(result.stderr_tail) is not None
+    discarded = False
+    try:
+        discarded = discard(staged, remote_untouched=untouched)
+    except (OSError, DatabaseError):
+        log.warning("run %s: could not discard the empty staging directory", run.pk)
+    if not discarded:
+        _db(lambda: interrupt(staged, result.returncode, result.stats, now))
+        return staged.record.name
+    run.snapshot = None
+    run.snapshot_name = ""
+    return None
 
 
 def _record_stats(run: BackupRun, result: RsyncResult) -> None:

@@ -9,14 +9,19 @@ Invariants:
   fails the directory is renamed back.
 * A partial newer than the newest complete snapshot, taken with the same sources,
   seeds the next run: its directory becomes the new staging directory (rsync then only
-  fetches what is missing and deletes what is stale), and its record is marked pruned
-  (its data lives on in the new snapshot, whose metadata names it as `seed_name`).
+  fetches what is missing and deletes what is stale), and its record is marked
+  superseded (its data lives on in the new snapshot, whose metadata names it as
+  `seed_name`); retention's "pruned" stays for what retention deleted.
+* A run that transferred nothing leaves nothing behind (discard()): no new directory,
+  no new record; a seed it took is handed back unchanged, name, record and metadata.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +33,8 @@ from pobsync_models.models import Host, SnapshotRecord
 from pobsync_models.specs import HostSpec
 from pobsync_runner.rsync_output import Stats
 from pobsync_runner.snapshots import (
+    METADATA_FILE,
+    PARTIAL_DIR,
     SnapshotMeta,
     final_path,
     fsync_dir,
@@ -48,6 +55,7 @@ class StagedSnapshot:
     meta: SnapshotMeta
     base: SnapshotRecord | None
     seed: SnapshotRecord | None
+    seed_meta: SnapshotMeta | None = None  # the seed's own metadata, for discard()
 
 
 def newest_complete(host: Host) -> SnapshotRecord | None:
@@ -85,6 +93,7 @@ def stage(host: Host, spec: HostSpec, now: datetime) -> StagedSnapshot:
     base = newest_complete(host)
     seed = pick_seed(host, spec, base)
     staging, final = staging_path(spec.host_dir, name), final_path(spec.host_dir, name)
+    seed_meta = read_metadata(Path(seed.path)) if seed is not None else None
     if seed is not None:
         os.rename(seed.path, staging)
     else:
@@ -113,8 +122,8 @@ def stage(host: Host, spec: HostSpec, now: datetime) -> StagedSnapshot:
             has_metadata=True,
         )
         if seed is not None:
-            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PRUNED, pruned_at=now)
-    return StagedSnapshot(record, staging, final, meta, base, seed)
+            SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.SUPERSEDED)
+    return StagedSnapshot(record, staging, final, meta, base, seed, seed_meta)
 
 
 def _stat_fields(stats: Stats) -> dict[str, int | None]:
@@ -127,33 +136,57 @@ def _stat_fields(stats: Stats) -> dict[str, int | None]:
 
 
 def commit(staged: StagedSnapshot, exit_code: int, stats: Stats, now: datetime) -> None:
-    """The commit point: metadata says complete, then rename + record update together."""
+    """The commit point: metadata says complete, then rename + record update together.
+
+    rsync's partial-dir goes first: a committed snapshot holds only the source's data."""
+    remove_partial_dir(staged.staging)
     staged.meta = dataclasses.replace(
         staged.meta,
         state=State.COMPLETE,
         finished_at=_iso(now),
         rsync_exit_code=exit_code,
+        bytes_received=stats.bytes_received,
         **_stat_fields(stats),
     )
     write_metadata(staged.staging, staged.meta)
+
+    def record_complete() -> None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).update(
+            state=State.COMPLETE,
+            path=str(staged.final),
+            finished_at=now,
+            rsync_exit_code=exit_code,
+            **_stat_fields(stats),
+        )
+
+    _rename_with(staged.staging, staged.final, record_complete)
+    fsync_dir(staged.final.parent)
+    staged.record.refresh_from_db()
+
+
+def _rename_with(src: Path, dst: Path, writes: Callable[[], None]) -> None:
+    """`writes` and the rename src -> dst in one transaction: if the rename fails the
+    writes roll back; if the commit fails the directory is renamed back."""
     renamed = False
     try:
         with transaction.atomic():
-            SnapshotRecord.objects.filter(pk=staged.record.pk).update(
-                state=State.COMPLETE,
-                path=str(staged.final),
-                finished_at=now,
-                rsync_exit_code=exit_code,
-                **_stat_fields(stats),
-            )
-            os.rename(staged.staging, staged.final)
+            writes()
+            os.rename(src, dst)
             renamed = True
     except BaseException:
         if renamed:
-            os.rename(staged.final, staged.staging)
+            os.rename(dst, src)
         raise
-    fsync_dir(staged.final.parent)
-    staged.record.refresh_from_db()
+
+
+def remove_partial_dir(staging: Path) -> None:
+    """Remove <staging>/.pobsync-partial (rsync's leftovers of unfinished files) without
+    following a symlink, should one ever stand there."""
+    path = staging / PARTIAL_DIR
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def interrupt(staged: StagedSnapshot, exit_code: int | None, stats: Stats, now: datetime) -> None:
@@ -169,3 +202,46 @@ def interrupt(staged: StagedSnapshot, exit_code: int | None, stats: Stats, now: 
         finished_at=now, rsync_exit_code=exit_code, **_stat_fields(stats)
     )
     staged.record.refresh_from_db()
+
+
+OWN_ENTRIES = frozenset({METADATA_FILE, f"{METADATA_FILE}.tmp"})
+
+
+def discard(staged: StagedSnapshot, *, remote_untouched: bool) -> bool:
+    """Undo stage() for a run that transferred nothing; False (nothing undone) if it
+    did transfer something, which then stays a recorded partial.
+
+    Unseeded: the staging directory must hold only pobsync's own metadata (rsync created
+    nothing, not even a directory). Seeded: the directory had data before the run, so
+    the caller must know rsync never started (`remote_untouched`: ssh failed first);
+    it is renamed back to the seed's name with the seed's metadata, and the seed's
+    record is partial again, in the transaction that deletes the new record (a failed
+    rename rolls it back). Unseeded, the record goes first, then the directory: a crash
+    between leaves at worst an empty directory that discover-snapshots records."""
+    seed = staged.seed
+    if seed is None:
+        try:
+            entries = set(os.listdir(staged.staging))
+        except OSError:
+            return False
+        if not entries <= OWN_ENTRIES:
+            return False
+    elif not remote_untouched or staged.seed_meta is None:
+        return False
+    if seed is None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
+        for entry in entries:
+            (staged.staging / entry).unlink(missing_ok=True)
+        staged.staging.rmdir()
+        return True
+
+    def hand_back() -> None:
+        SnapshotRecord.objects.filter(pk=staged.record.pk).delete()
+        SnapshotRecord.objects.filter(pk=seed.pk).update(state=State.PARTIAL)
+
+    _rename_with(staged.staging, Path(seed.path), hand_back)
+    try:
+        write_metadata(Path(seed.path), staged.seed_meta)
+    except OSError:
+        pass  # the record and the directory agree; discovery copes without metadata
+    return True

@@ -28,7 +28,7 @@ from pathlib import Path
 from pobsync_models.specs import HostSpec
 from pobsync_runner.dumps import DUMPS_DIR
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
-from pobsync_runner.snapshots import METADATA_FILE
+from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
 STDERR_TAIL_LINES = 40
@@ -59,6 +59,7 @@ def rsync_argv(
     ]
     if link_dest is not None:
         argv.append(f"--link-dest={link_dest}")
+    argv += partial_dir_args(spec, dest)
     if seeded:
         argv += ["--delete", "--delete-excluded"]
     # The snapshot's own metadata file can never come from the remote.
@@ -73,6 +74,21 @@ def rsync_argv(
     argv += [f"{prefix}{source}" for source in spec.sources]
     argv.append(f"{dest}/")
     return argv
+
+
+def partial_dir_args(spec: HostSpec, dest: Path) -> list[str]:
+    """Keep interrupted files' received parts in <dest>/.pobsync-partial/ (absolute, so
+    one directory for the whole run, whatever the source paths), from which the next run
+    seeded from this staging directory continues them. The remote can never supply that
+    directory (exclude), and a seeded run's --delete-excluded never removes it (protect).
+    None with --inplace: rsync refuses --partial-dir beside it."""
+    if "--inplace" in spec.rsync_options:
+        return []
+    return [
+        f"--partial-dir={dest / PARTIAL_DIR}",
+        f"--filter=P /{PARTIAL_DIR}",
+        f"--exclude=/{PARTIAL_DIR}",
+    ]
 
 
 @dataclass

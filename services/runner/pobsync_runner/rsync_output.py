@@ -20,6 +20,7 @@ _STATS = {
     "files_transferred": re.compile(r"^Number of regular files transferred:\s+(\d+)"),
     "bytes_total": re.compile(r"^Total file size:\s+(\d+)"),
     "bytes_transferred": re.compile(r"^Total transferred file size:\s+(\d+)"),
+    "bytes_received": re.compile(r"^Total bytes received:\s+(\d+)"),
 }
 
 EXIT_MEANINGS = {
@@ -63,7 +64,8 @@ class Stats:
     files_total: int | None = None  # regular files in the snapshot
     files_transferred: int | None = None  # regular files copied (not linked)
     bytes_total: int | None = None
-    bytes_transferred: int | None = None
+    bytes_transferred: int | None = None  # size of the files copied, however sent
+    bytes_received: int | None = None  # what crossed the wire (a resumed file: its rest)
 
 
 class OutputParser:
@@ -107,6 +109,49 @@ class OutputParser:
         self._raw_progress = line
         self.progress_seen += 1
         return True
+
+
+# Why ssh never got rsync started, by the line ssh printed: rsync itself reports that as
+# exit 255 or 12 at random (whichever end notices the closed pipe first), so the cause is
+# read from stderr, never from the code. (cause, needles; the first needle found in the
+# tail also picks the detail line, most specific first.)
+HOST_KEY_CAUSE = "host key verification failed"
+CONNECTION_CAUSES = (
+    ("connection refused", ("Connection refused",)),
+    (
+        HOST_KEY_CAUSE,
+        ("has changed and you have requested strict checking", "host key is known for",
+         "Host key verification failed"),
+    ),
+    ("authentication failed", ("Permission denied (",)),
+    ("connection timed out", ("Connection timed out", "Operation timed out", "timed out during")),
+    ("no route to host", ("No route to host", "Network is unreachable")),
+    ("host name not found", ("Could not resolve hostname",)),
+)  # fmt: skip
+
+
+def connection_failure(lines: list[str]) -> tuple[str, str] | None:
+    """(cause, ssh's line) when ssh failed before rsync could start on the remote: then
+    nothing was transferred and nothing on either side changed. None otherwise."""
+    # rsync's own lines ("rsync: ... Permission denied (13)") are never ssh's verdict.
+    ssh_lines = [line for line in lines if not line.lstrip().startswith("rsync")]
+    for cause, needles in CONNECTION_CAUSES:
+        for needle in needles:
+            for line in ssh_lines:
+                if needle in line:
+                    return cause, line.strip()
+    return None
+
+
+def describe_failure(code: int, lines: list[str]) -> str:
+    """One line for a failed run: the cause first when ssh named one (the same words
+    whatever exit code rsync chose), else the exit code's meaning and the telling line."""
+    failure = connection_failure(lines)
+    if failure is not None:
+        cause, detail = failure
+        return f"{cause}: {detail}"
+    detail = first_error_line(lines)
+    return describe_exit(code) + (f": {detail}" if detail else "")
 
 
 def first_error_line(lines: list[str]) -> str:

@@ -4,6 +4,7 @@
         .lock                                the host lock (pobsync_runner.lock)
         2026-11-27T020000Z/                  a complete snapshot (committed by rename)
             .pobsync-snapshot.json           its metadata
+            .pobsync-partial/                only while staging: rsync's --partial-dir
             etc/ home/alice/ ...             the data: each source at its own path
         2026-11-28T020000Z.partial/          a run in progress, or an interrupted one
         2026-11-20T020000Z.deleting/         being deleted by retention (renamed first)
@@ -24,6 +25,10 @@ from typing import Any
 from pobsync_models.specs import SnapshotName
 
 METADATA_FILE = ".pobsync-snapshot.json"
+# Where rsync keeps the received part of a file it was interrupted in (--partial-dir), so
+# the next run, seeded from this staging directory, continues the file instead of
+# fetching it again. Lives only in staging directories: commit() removes it.
+PARTIAL_DIR = ".pobsync-partial"
 PARTIAL_SUFFIX = ".partial"
 DELETING_SUFFIX = ".deleting"
 METADATA_FORMAT = 1
@@ -83,6 +88,7 @@ class SnapshotMeta:
     files_transferred: int | None = None
     bytes_total: int | None = None
     bytes_transferred: int | None = None
+    bytes_received: int | None = None  # over the wire; a resumed file sends only its rest
     sources: tuple[str, ...] = ()
     pobsync_version: str = ""
     format: int = METADATA_FORMAT

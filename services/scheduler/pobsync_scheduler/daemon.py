@@ -1,6 +1,11 @@
 """The scheduler process: each pass reaps expired leases, runs one tick, then the
 notification pass (pobsync_models.alerts: events and deliveries; a Sender thread sends
-them beside the loop, or inline with --once)."""
+them beside the loop, or inline with --once).
+
+Passes start at every minute boundary (and at least every --interval seconds): every
+cron slot falls on a minute boundary, so a slot is enqueued a fraction of a second after
+it, not up to an interval later as with passes counted from the scheduler's own start.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,20 @@ from pobsync_models.daemon import Daemon
 from pobsync_models.models import WorkerProcess
 from pobsync_models.queue import reap
 from pobsync_scheduler.tick import tick
+
+# Wake this long after the boundary, so the slot is already due (next_run_at <= now)
+# by the clock the tick reads.
+SLOT_MARGIN = 0.05
+
+
+def seconds_to_next_pass(now: datetime, interval: float) -> float:
+    """Sleep until just past the next minute boundary, or `interval` if that is sooner.
+
+    Every cron slot is on a minute boundary (UTC offsets are whole minutes), so ticking
+    there enqueues a slot within a pass's duration of it. A pass woken a hair early
+    (before the boundary) gets a wait of a few milliseconds, not a skipped minute."""
+    into_minute = now.second + now.microsecond / 1_000_000
+    return min(interval, 60.0 - into_minute + SLOT_MARGIN)
 
 
 class Scheduler(Daemon):
@@ -44,6 +63,9 @@ class Scheduler(Daemon):
         finally:
             stop.set()
             sender.join(timeout=5)
+
+    def idle_wait(self) -> float:
+        return seconds_to_next_pass(timezone.now(), self.interval)
 
     def process_one(self) -> bool:
         reaped = reap()

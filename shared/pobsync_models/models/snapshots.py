@@ -7,14 +7,16 @@ class SnapshotRecord(models.Model):
     """One snapshot directory under <backup_root>/<host>/.
 
     States: complete (committed), partial (interrupted; never counted as complete),
-    pruned (deleted by retention; the row stays as history), missing (the directory
-    vanished outside pobsync, found by discover-snapshots).
+    pruned (deleted by retention; the row stays as history), superseded (a partial a
+    later run continued: its directory became that run's, which names it as its seed),
+    missing (the directory vanished outside pobsync, found by discover-snapshots).
     """
 
     class State(models.TextChoices):
         COMPLETE = "complete"
         PARTIAL = "partial"
         PRUNED = "pruned"
+        SUPERSEDED = "superseded"
         MISSING = "missing"
 
     host = models.ForeignKey(

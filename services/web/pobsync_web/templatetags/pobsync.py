@@ -72,7 +72,12 @@ def size(value: int | None) -> str:
     return "" if value is None else format_bytes(value)
 
 
-_BADGE_TEXT = {"ok": "OK", "new": "new", "success": "success"}
+_BADGE_TEXT = {
+    "ok": "OK",
+    "new": "new",
+    "success": "success",
+    "superseded": "continued later",  # a partial a later run took over as its seed
+}
 
 
 @register.filter

@@ -10,7 +10,7 @@ from pobsync_models.queue import CANCEL_REQUESTED, CANCELLED, cancel
 
 
 class Command(PobsyncCommand):
-    help = "Cancel a job: a queued one at once, a running one within one heartbeat."
+    help = "Cancel a job: a queued one at once, a running one within seconds."
     cli_name = "cancel"
     cli_group = GROUP_QUEUE
 
@@ -28,7 +28,7 @@ class Command(PobsyncCommand):
         elif result == CANCEL_REQUESTED:
             self.stdout.write(
                 f"job {job_id} is running: cancel requested; its runner stops rsync within "
-                "one heartbeat and marks it cancelled"
+                "seconds and marks it cancelled"
             )
         else:
             state = BackupJob.objects.values_list("state", flat=True).get(pk=job_id)

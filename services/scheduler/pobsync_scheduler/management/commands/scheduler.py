@@ -23,6 +23,7 @@ class Command(DaemonCommand):
     help = "Run the scheduler: enqueue due schedule slots as jobs and reap expired leases."
     cli_name = "scheduler"
     default_interval = 60.0
+    interval_help = "longest wait between passes; a pass also starts at every minute boundary"
 
     def add_daemon_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
