@@ -5,6 +5,7 @@ from __future__ import annotations
 from pobsync_models.models.config import GlobalConfig, RetentionFields
 from pobsync_models.models.hosts import Host
 from pobsync_models.models.jobs import BackupJob
+from pobsync_models.models.restores import RestoreRequest
 from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
@@ -15,6 +16,7 @@ __all__ = [
     "BackupRun",
     "GlobalConfig",
     "Host",
+    "RestoreRequest",
     "RetentionFields",
     "Schedule",
     "SnapshotRecord",
