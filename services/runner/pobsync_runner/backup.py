@@ -97,7 +97,22 @@ def run_backup(
     """
     spec = load_spec(host)
     with HostLock(spec.host_dir, wait=wait, stop=stop) as lock:
+        if job is None:
+            _refuse_beside_queue_job(host)
         return _locked_backup(host, spec, lock, job, prune, stop, worker_id, progress)
+
+
+def _refuse_beside_queue_job(host: Host) -> None:
+    """A CLI backup holds only the disk lock; a restore job holds only the host row
+    (pobsync_runner.restore). Checked after taking the lock, so one of the two always
+    sees the other."""
+    busy = Host.objects.filter(pk=host.pk, running_job__isnull=False).values_list(
+        "running_job_id", "running_job__kind"
+    )
+    for job_id, kind in busy:
+        raise HostBusy(
+            f"host {host.name} is busy ({kind} job {job_id} is running); try again later"
+        )
 
 
 def _locked_backup(
