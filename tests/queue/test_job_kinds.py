@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from pobsync_models.models import BackupJob, RestoreRequest
 from pobsync_models.queue import claim, enqueue, finish
+from pobsync_runner.backup import HostBusy, run_backup
 from pobsync_runner.jobkinds import JobResult, execute
-from tests.support.factories import make_host
+from tests.support.factories import make_config, make_host
 
 pytestmark = pytest.mark.django_db
 Kind = BackupJob.Kind
@@ -93,3 +94,13 @@ def test_the_api_and_queue_page_show_the_kind(staff_client):
     page = staff_client.get("/dashboard/queue/")
     assert page.status_code == 200
     assert b"<td>restore</td>" in page.content and b"<td>backup</td>" in page.content
+
+
+def test_a_cli_backup_refuses_while_a_restore_job_holds_the_host(tmp_path):
+    make_config(tmp_path)
+    web1 = make_host("web1")
+    job = restore_job(web1)
+    assert claim("r1").job_id == job.pk
+    with pytest.raises(HostBusy, match=f"restore job {job.pk} is running"):
+        run_backup(web1)
+    assert not web1.runs.exists()

@@ -80,9 +80,24 @@ class RestoreRequest(models.Model):
     def __str__(self) -> str:
         return f"restore {self.pk} {self.host_id}/{self.snapshot_name} {self.outcome}"
 
+    def outcome_with(self, job_state: str | None) -> str:
+        """The record's outcome, given its job's state: a restore whose job ended
+        without its executor finishing (cancelled while queued, lease expired with no
+        attempts left) takes the job's final state."""
+        if self.outcome in (self.Outcome.PENDING, self.Outcome.RUNNING):
+            return _FROM_JOB_STATE.get(job_state or "", self.outcome)
+        return self.outcome
+
     @property
     def target_label(self) -> str:
         if self.target == self.Target.DIR:
             return f"dir {self.target_dir}"
         host = self.target_host.name if self.target_host_id else "?"
         return f"host {host}:{self.target_path or '(original paths)'}"
+
+
+_FROM_JOB_STATE = {
+    "succeeded": RestoreRequest.Outcome.SUCCESS,
+    "failed": RestoreRequest.Outcome.FAILED,
+    "cancelled": RestoreRequest.Outcome.CANCELLED,
+}
