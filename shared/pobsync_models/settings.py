@@ -191,3 +191,8 @@ if POBSYNC_HEARTBEAT_INTERVAL * 2 > POBSYNC_LEASE_TTL:
 # What a runner calls for a claimed job: the engine's run_backup (contract 1). Tests and
 # the queue benchmark point it at a stand-in so protocol load tests need no rsync.
 POBSYNC_RUNNER_EXECUTOR = env_str("POBSYNC_RUNNER_EXECUTOR", "pobsync_runner.backup.run_backup")
+
+# Restores (docs/restore.md): the dashboard's restore-to-host form is off unless the
+# site allows restoring from a browser; even then only staff with the
+# pobsync_models.add_restorerequest permission see and may use it.
+POBSYNC_WEB_RESTORE = env_bool("POBSYNC_WEB_RESTORE", False)

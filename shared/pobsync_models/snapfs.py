@@ -99,26 +99,34 @@ def lstat(root: Path, parts: tuple[str, ...]) -> os.stat_result:
             raise _os_error(exc, parts) from None
 
 
-@contextmanager
-def open_file(root: Path, parts: tuple[str, ...]) -> Iterator[tuple[int, os.stat_result]]:
-    """A read descriptor of the regular file at `parts` and its fstat. A symlink, a
-    directory or a special file is refused (O_NOFOLLOW, O_NONBLOCK so a FIFO cannot
-    hang us, then S_ISREG on the opened file)."""
+def open_regular(root: Path, parts: tuple[str, ...]) -> tuple[int, os.stat_result]:
+    """A read descriptor of the regular file at `parts` and its fstat; the caller
+    closes it. A symlink, a directory or a special file is refused (O_NOFOLLOW,
+    O_NONBLOCK so a FIFO cannot hang us, then S_ISREG on the opened file)."""
     if not parts:
         raise SnapshotPathError("/ is a directory")
     with open_dir(root, parts[:-1]) as parent:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        try:
-            fd = os.open(parts[-1], flags, dir_fd=parent)
-        except OSError as exc:
-            raise _os_error(exc, parts) from None
+        fd = open_child_file(parts[-1], parent, parts)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise SnapshotPathError(f"{join(parts)} is not a regular file")
-        yield fd, st
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, st
+
+
+def open_child_file(name: str, parent_fd: int, parts: tuple[str, ...] = ()) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        return os.open(name, flags, dir_fd=parent_fd)
+    except OSError as exc:
+        raise _os_error(exc, parts or (name,)) from None
+
+
+def open_child_dir(name: str, parent_fd: int) -> int:
+    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
 
 
 @dataclass(frozen=True)
@@ -220,3 +228,46 @@ def list_dir(root: Path, parts: tuple[str, ...], offset: int = 0, limit: int = 2
                 continue
             out.append(entry(name, st, fd))
     return Listing(total=len(names), entries=out)
+
+
+@dataclass(frozen=True)
+class Version:
+    """A run of consecutive snapshots holding the same version of a path (the same
+    inode: unchanged files are hard links from one snapshot to the next), or holding
+    nothing at that path (entry None)."""
+
+    first: str  # oldest snapshot name of the run
+    last: str  # newest
+    count: int
+    entry: Entry | None
+
+
+def versions(snapshots: list[tuple[str, Path]], parts: tuple[str, ...]) -> list[Version]:
+    """The versions of `parts` across `snapshots` ((name, root), oldest first), oldest
+    first. Files and links are one version while their inode stays; a directory is
+    a new inode in every snapshot, so it is one version while its mode, owner and
+    mtime stay."""
+    if not parts:
+        raise SnapshotPathError("name a file or directory; / itself has no history")
+    out: list[Version] = []
+    last_key: object = object()
+    for name, root in snapshots:
+        try:
+            with open_dir(root, parts[:-1]) as parent:
+                st = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+                item = entry(parts[-1], st, parent)
+        except (SnapshotPathError, FileNotFoundError, NotADirectoryError):
+            item, key = None, None
+        else:
+            key = (
+                ("dir", st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+                if item.kind == "dir"
+                else (st.st_dev, st.st_ino)
+            )
+        if out and key == last_key:
+            prev = out[-1]
+            out[-1] = Version(prev.first, name, prev.count + 1, prev.entry)
+        else:
+            out.append(Version(name, name, 1, item))
+        last_key = key
+    return out

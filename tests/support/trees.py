@@ -41,10 +41,12 @@ def build_tree(src: Path) -> None:
 
 def manifest(root: Path) -> dict[str, tuple]:
     """relpath -> (type, mode, uid, gid, size, mtime_ns, link target | content hash,
-    hard-link group), from lstat; directories' own mtimes are left out (creating
-    entries in them changes them)."""
+    hard-link group within the tree: links to files outside it do not count), from
+    lstat; directories' own mtimes are left out (creating entries in them changes
+    them)."""
     out: dict[str, tuple] = {}
-    groups: dict[tuple[int, int], str] = {}
+    groups: dict[tuple[int, int], list[str]] = {}
+    inode_of: dict[str, tuple[int, int]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             path = Path(dirpath) / name
@@ -55,8 +57,10 @@ def manifest(root: Path) -> dict[str, tuple]:
                 extra = os.readlink(path)
             elif stat.S_ISREG(st.st_mode):
                 extra = hashlib.sha256(path.read_bytes()).hexdigest()
-            group = groups.setdefault((st.st_dev, st.st_ino), rel) if st.st_nlink > 1 else None
+            if not stat.S_ISDIR(st.st_mode):
+                groups.setdefault((st.st_dev, st.st_ino), []).append(rel)
             mtime = None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+            inode_of[rel] = (st.st_dev, st.st_ino)
             out[rel] = (
                 stat.S_IFMT(st.st_mode),
                 stat.S_IMODE(st.st_mode),
@@ -65,8 +69,10 @@ def manifest(root: Path) -> dict[str, tuple]:
                 st.st_size if not stat.S_ISDIR(st.st_mode) else None,
                 mtime,
                 extra,
-                group,
             )
+    for rel, key in inode_of.items():
+        members = groups.get(key, [])
+        out[rel] += (min(members) if len(members) > 1 else None,)
     return out
 
 
