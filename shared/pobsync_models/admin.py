@@ -14,6 +14,7 @@ from pobsync_models.models import (
     BackupRun,
     GlobalConfig,
     Host,
+    RestoreRequest,
     Schedule,
     SnapshotRecord,
     WorkerProcess,
@@ -176,6 +177,27 @@ class BackupRunAdmin(ReadOnlyAdmin):
     search_fields = ("host__name", "snapshot_name", "message")
     list_select_related = ("host",)
     date_hierarchy = "started_at"
+
+
+@admin.register(RestoreRequest)
+class RestoreRequestAdmin(ReadOnlyAdmin):
+    """The restore records (docs/restore.md). Restores are started with `pobsync
+    restore` or the browse page's form; the "add" permission is what that form checks."""
+
+    list_display = (
+        "id",
+        "host",
+        "snapshot_name",
+        "target",
+        "requested_by",
+        "outcome",
+        "created_at",
+        "finished_at",
+        "bytes_transferred",
+    )
+    list_filter = ("outcome", "target")
+    search_fields = ("host__name", "snapshot_name", "requested_by")
+    list_select_related = ("host",)
 
 
 @admin.register(SnapshotRecord)
