@@ -120,26 +120,22 @@ def run(args, work: Path, server) -> int:
         auth.write(line.text.strip() + "\n")
     host.refresh_from_db()
 
-    def restore(to_dir: Path | None, to_host: Path | None) -> None:
-        ask = RestoreAsk(
+    def ask(to_dir: Path | None, to_host: Path | None) -> RestoreAsk:
+        return RestoreAsk(
             paths=(str(src),),
             to_dir=str(to_dir) if to_dir else None,
             to_host="" if to_host else None,
             target_path=str(to_host) if to_host else "",
         )
-        job = request_restore(host, ask, "bench")
+
+    def restore(to_dir: Path | None, to_host: Path | None) -> None:
+        job = request_restore(host, ask(to_dir, to_host), "bench")
         Runner(interval=1, say=lambda _t: None).run_job(claim("bench"))
         outcome = RestoreRequest.objects.get(pk=job.restore_id).outcome
         assert outcome == "success", RestoreRequest.objects.get(pk=job.restore_id).message
 
     def raw(to_dir: Path | None, to_host: Path | None) -> None:
-        ask = RestoreAsk(
-            paths=(str(src),),
-            to_dir=str(to_dir) if to_dir else None,
-            to_host="" if to_host else None,
-            target_path=str(to_host) if to_host else "",
-        )
-        job = request_restore(host, ask, "bench-spec")  # only to build the same argv
+        job = request_restore(host, ask(to_dir, to_host), "bench-spec")  # for the same argv
         spec = restore_spec(job.restore)
         job.delete()
         if to_dir:

@@ -24,14 +24,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
 
-from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, RestoreRequest
 from pobsync_models.restores import RestoreError, RestoreSpec, restore_spec
 from pobsync_models.snapfs import METADATA_PREFIX
+from pobsync_runner.backup import _db  # the reconnect-once write of long rsync runs
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult
@@ -189,14 +188,3 @@ def _finish(request: RestoreRequest, outcome: str, message: str, tail: str = "")
     request.log_tail = tail
     _db(request.save)
     return JobResult(JOB_STATE[outcome], "" if outcome == Outcome.SUCCESS else message)
-
-
-def _db(write: Callable[[], object]) -> None:
-    """A write that reconnects once if the connection died during a long rsync."""
-    try:
-        write()
-    except (OperationalError, InterfaceError):
-        if connection.in_atomic_block:
-            raise
-        connection.close()
-        write()
