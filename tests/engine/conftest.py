@@ -76,7 +76,8 @@ def bare_site(tmp_path):
         c("django", "migrate", "-v", "0")
         c("configure-global", "--backup-root", str(root), "--ssh-user", server.user)
         c("configure-host", "web1", "--address", "127.0.0.1", "--port", str(server.port),
-          "--source", str(src), "--rsync-option=--hard-links")  # fmt: skip
+          "--source", str(src), "--rsync-option=--hard-links",
+          "--rsync-option=--xattrs")  # fmt: skip
         backup_line = c("ssh-key").stdout.strip()
         restore = c("ssh-key", "--restore", "--root", "/", "--host", "web1")
         restore_line = restore.stdout.strip()

@@ -30,6 +30,7 @@ def build_tree(src: Path) -> None:
     (src / "empty").write_bytes(b"")
     (src / "secret").write_text("0600\n")
     os.chmod(src / "secret", 0o600)
+    os.setxattr(src / "secret", "user.pobsync", b"kept")  # needs --xattrs on the host
     (src / "tool").write_text("#!/bin/sh\n")
     os.chmod(src / "tool", 0o4755)  # noqa: S103  (setuid survives a restore)
     (src / "other").write_text("owned by someone else\n")
@@ -40,10 +41,10 @@ def build_tree(src: Path) -> None:
 
 
 def manifest(root: Path) -> dict[str, tuple]:
-    """relpath -> (type, mode, uid, gid, size, mtime_ns, link target | content hash,
-    hard-link group within the tree: links to files outside it do not count), from
-    lstat; directories' own mtimes are left out (creating entries in them changes
-    them)."""
+    """relpath -> (type, mode, uid, gid, size, mtime_ns, link target or (content hash,
+    xattrs), hard-link group within the tree: links to files outside it do not count),
+    from lstat; directories' own mtimes are left out (creating entries in them
+    changes them)."""
     out: dict[str, tuple] = {}
     groups: dict[tuple[int, int], list[str]] = {}
     inode_of: dict[str, tuple[int, int]] = {}
@@ -60,6 +61,9 @@ def manifest(root: Path) -> dict[str, tuple]:
             if not stat.S_ISDIR(st.st_mode):
                 groups.setdefault((st.st_dev, st.st_ino), []).append(rel)
             mtime = None if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+            if not stat.S_ISLNK(st.st_mode):
+                xattrs = sorted((n, os.getxattr(path, n)) for n in os.listxattr(path))
+                extra = (extra, tuple(xattrs))
             inode_of[rel] = (st.st_dev, st.st_ino)
             out[rel] = (
                 stat.S_IFMT(st.st_mode),
