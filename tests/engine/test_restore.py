@@ -40,8 +40,11 @@ def test_it_restores_to_a_directory_keeping_full_paths(site, tmp_path):
     assert "-> dir " in out and ": success" in out
     restored = target / str(site.src).lstrip("/")
     assert manifest(restored) == original
-    assert not (target / ".pobsync-snapshot.json").exists()
     assert sorted(os.listdir(target)) == [str(site.src).lstrip("/").split("/")[0]]
+    everything = tmp_path / "everything"  # "/" is the whole snapshot, metadata left out
+    site("restore", "web1", "/", "--to-dir", str(everything))
+    assert manifest(everything / str(site.src).lstrip("/")) == original
+    assert not list(everything.glob(".pobsync*"))
 
 
 def test_a_dry_run_writes_nothing_and_prints_the_changes(site, tmp_path):
