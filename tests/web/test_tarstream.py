@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from pobsync_web.browse.tarstream import _header, _info
+
 REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import os, resource, sys
@@ -46,6 +48,7 @@ def stream(root: Path) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
+@pytest.mark.slow
 def test_a_1_gb_directory_streams_in_the_memory_of_a_10_mb_one(tmp_path):
     small = tree(tmp_path / "small", 4, 10 * 1024 * 1024 // 4)
     big = tree(tmp_path / "big", 4, 1024 * 1024 * 1024 // 4)
@@ -54,3 +57,24 @@ def test_a_1_gb_directory_streams_in_the_memory_of_a_10_mb_one(tmp_path):
     assert big_bytes >= 1024 * 1024 * 1024 and small_bytes >= 10 * 1024 * 1024
     assert big_rss - small_rss < 16 * 1024, (small_rss, big_rss)  # KiB
     assert big_rss < 100 * 1024
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "link"),
+    [
+        ("etc/passwd", tarfile.REGTYPE, ""),
+        ("etc", tarfile.DIRTYPE, ""),
+        ("etc/escape", tarfile.SYMTYPE, "/etc/shadow"),
+        ("etc/hard", tarfile.LNKTYPE, "etc/passwd"),
+        ("naïve\nname", tarfile.REGTYPE, ""),  # not ASCII: tarfile's pax path record
+        ("d/" + "x" * 120, tarfile.REGTYPE, ""),  # over 100 bytes: likewise
+    ],
+)
+def test_headers_are_what_tarfile_writes(tmp_path, name, kind, link):
+    path = tmp_path / "f"
+    path.write_text("data")
+    os.utime(path, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    info = _info(name, path.lstat())
+    info.type, info.linkname, info.size = kind, link, 4 if kind == tarfile.REGTYPE else 0
+    assert _header(info) == info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert info.pax_headers == {"mtime": "1700000000.123456789"}
