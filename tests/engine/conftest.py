@@ -3,7 +3,6 @@ sshd fixture (tests/support/sshd.py), pulling from a source tree the test builds
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pobsync_models.models import GlobalConfig, Host
-from tests.engine.test_cli_journey import BIN, Cli, trust
+from tests.engine.test_cli_journey import configured_cli, trust
 from tests.support.factories import make_config, make_host
 from tests.support.sshd import running_sshd
 from tests.support.trees import build_tree
@@ -56,25 +55,9 @@ def engine(db, sshd, tmp_path) -> Engine:
 def bare_site(tmp_path):
     """A configured pobsync (own SQLite file) backing up a tree over a private sshd,
     whose authorized_keys holds the read-only backup key and the restore key."""
-    home = tmp_path / "home"
-    home.mkdir()
-    db = home / "pobsync.sqlite3"
-    env = {
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "HOME": str(tmp_path),
-        "POBSYNC_HOME": str(home),
-        "DATABASE_URL": f"sqlite:///{db}",
-        "POBSYNC_HEARTBEAT_INTERVAL": "1",
-        "POBSYNC_LEASE_TTL": "10",
-    }
     with running_sshd(tmp_path / "sshd") as server:
-        root = tmp_path / "backups"
-        root.mkdir()
-        src = tmp_path / "remote" / "srv"
-        src.mkdir(parents=True)
-        c = Cli(env, root, src, db, server)
-        c("django", "migrate", "-v", "0")
-        c("configure-global", "--backup-root", str(root), "--ssh-user", server.user)
+        c = configured_cli(tmp_path, server, POBSYNC_HEARTBEAT_INTERVAL="1", POBSYNC_LEASE_TTL="10")
+        src = c.src
         c("configure-host", "web1", "--address", "127.0.0.1", "--port", str(server.port),
           "--source", str(src), "--rsync-option=--hard-links",
           "--rsync-option=--xattrs")  # fmt: skip
