@@ -268,3 +268,11 @@ def test_the_restore_form_checks_csrf(snap, staff, settings):
     url = f"/dashboard/hosts/web1/snapshots/{new.name}/restore/"
     assert client.post(url, {"path": "/etc"}).status_code == 403
     assert not BackupJob.objects.exists()
+
+
+def test_head_on_a_download_sends_the_headers_only(snap, staff_client):
+    _, _, new = snap
+    url = f"/dashboard/hosts/web1/snapshots/{new.name}/download/?path=/etc/motd"
+    head = staff_client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert head["Content-Length"] == "3" and head["Accept-Ranges"] == "bytes"
