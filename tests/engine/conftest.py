@@ -60,7 +60,7 @@ def bare_site(tmp_path):
         src = c.src
         c("configure-host", "web1", "--address", "127.0.0.1", "--port", str(server.port),
           "--source", str(src), "--rsync-option=--hard-links",
-          "--rsync-option=--xattrs")  # fmt: skip
+          "--rsync-option=--xattrs", "--rsync-option=--acls")  # fmt: skip
         backup_line = c("ssh-key").stdout.strip()
         restore = c("ssh-key", "--restore", "--root", "/", "--host", "web1")
         restore_line = restore.stdout.strip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import struct
 import subprocess
 from pathlib import Path
 
@@ -35,9 +36,27 @@ def build_tree(src: Path) -> None:
     os.chmod(src / "tool", 0o4755)  # noqa: S103  (setuid survives a restore)
     (src / "other").write_text("owned by someone else\n")
     os.chown(src / "other", OTHER_UID, OTHER_GID)
+    set_acl(src / "tool", user=OTHER_UID, perms=4)  # needs --acls on the host
     os.lchown(src / "dangling", OTHER_UID, OTHER_GID)
     os.utime(src / "etc" / "passwd", (1_600_000_000, 1_600_000_000))
     os.chmod(src / "etc", 0o750)  # noqa: S103
+
+
+def set_acl(path: Path, *, user: int, perms: int) -> None:
+    """An access ACL granting `user` `perms` (4 = r), written as the kernel's
+    system.posix_acl_access blob (no `setfacl` needed): version 2, then (tag, perm, id)
+    entries USER_OBJ, USER, GROUP_OBJ, MASK, OTHER, little-endian."""
+    mode = path.stat().st_mode
+    undefined = 0xFFFFFFFF
+    entries = [
+        (0x01, (mode >> 6) & 7, undefined),
+        (0x02, perms, user),
+        (0x04, (mode >> 3) & 7, undefined),
+        (0x10, perms | ((mode >> 3) & 7), undefined),
+        (0x20, mode & 7, undefined),
+    ]
+    blob = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    os.setxattr(path, "system.posix_acl_access", blob)
 
 
 def manifest(root: Path) -> dict[str, tuple]:
