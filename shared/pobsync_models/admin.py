@@ -15,6 +15,7 @@ from pobsync_models.models import (
     Event,
     GlobalConfig,
     Host,
+    RestoreRequest,
     Schedule,
     SnapshotRecord,
     WorkerProcess,
@@ -129,6 +130,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 class BackupJobAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
+        "kind",
         "host",
         "state",
         "trigger",
@@ -140,7 +142,7 @@ class BackupJobAdmin(ReadOnlyAdmin):
         "worker_id",
         "lease_expires_at",
     )
-    list_filter = ("state", "trigger", ("host", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("kind", "state", "trigger", ("host", admin.RelatedOnlyFieldListFilter))
     search_fields = ("host__name", "worker_id")
     list_select_related = ("host",)
     actions = ["cancel_jobs"]
@@ -176,6 +178,27 @@ class BackupRunAdmin(ReadOnlyAdmin):
     search_fields = ("host__name", "snapshot_name", "message")
     list_select_related = ("host",)
     date_hierarchy = "started_at"
+
+
+@admin.register(RestoreRequest)
+class RestoreRequestAdmin(ReadOnlyAdmin):
+    """The restore records (docs/restore.md). Restores are started with `pobsync
+    restore` or the browse page's form; the "add" permission is what that form checks."""
+
+    list_display = (
+        "id",
+        "host",
+        "snapshot_name",
+        "target",
+        "requested_by",
+        "outcome",
+        "created_at",
+        "finished_at",
+        "bytes_transferred",
+    )
+    list_filter = ("outcome", "target")
+    search_fields = ("host__name", "snapshot_name", "requested_by")
+    list_select_related = ("host",)
 
 
 @admin.register(SnapshotRecord)

@@ -14,7 +14,8 @@ Safety rules on top, whatever the policy says:
 
 * an empty policy (every count 0) keeps everything;
 * the newest complete snapshot is never pruned;
-* a name in ``protected_names`` (the base of a running backup) is never pruned;
+* a name in ``protected_names`` (the base of a running backup, the snapshot a queued or
+  running restore reads) is never pruned; given as a mapping, its value is the reason;
 * a snapshot dated after ``now`` is kept (a clock went wrong; never guess);
 * partials never satisfy a rule: a partial older than the newest complete snapshot is
   pruned, a newer one (or any partial when there is no complete one) is kept because
@@ -28,7 +29,7 @@ name (a UTC timestamp, pobsync_models.specs.SnapshotName).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -101,7 +102,7 @@ def plan_retention(
     policy: RetentionPolicy,
     now: datetime,
     *,
-    protected_names: frozenset[str] = frozenset(),
+    protected_names: frozenset[str] | Mapping[str, str] = frozenset(),
 ) -> list[Decision]:
     """One Decision per complete or partial record, newest first. Pure: no I/O."""
     dated = []
@@ -141,7 +142,10 @@ def plan_retention(
         elif not why and newest_complete is not None and name == newest_complete[1]:
             why.append("newest complete snapshot (always kept)")
         if name in protected_names:
-            why.append("base of a running backup")
+            if isinstance(protected_names, Mapping):
+                why.append(protected_names[name])
+            else:
+                why.append("base of a running backup")
         if not why and when > now_key:
             why.append("dated in the future (clock skew?): kept")
         if why:

@@ -208,3 +208,8 @@ DEFAULT_FROM_EMAIL = env_str("POBSYNC_EMAIL_FROM") or "pobsync@localhost"
 POBSYNC_BASE_URL = (env_str("POBSYNC_BASE_URL") or "http://127.0.0.1:8010").rstrip("/")
 POBSYNC_NOTIFY_TIMEOUT = EMAIL_TIMEOUT
 POBSYNC_NOTIFY_MAX_ATTEMPTS = env_int("POBSYNC_NOTIFY_MAX_ATTEMPTS", 10, minimum=1)
+
+# Restores (docs/restore.md): the dashboard's restore-to-host form is off unless the
+# site allows restoring from a browser; even then only staff with the
+# pobsync_models.add_restorerequest permission see and may use it.
+POBSYNC_WEB_RESTORE = env_bool("POBSYNC_WEB_RESTORE", False)

@@ -63,25 +63,34 @@ class Cli:
             return conn.execute(query).fetchall()
 
 
-@pytest.fixture
-def cli(tmp_path) -> Cli:
+def configured_cli(tmp_path: Path, server: SshServer, **env: str) -> Cli:
+    """A migrated pobsync with its own SQLite file and POBSYNC_HOME, a backup root and
+    an empty source tree, configured for `server`; `env` adds variables."""
     home = tmp_path / "home"
     home.mkdir()
     db = home / "pobsync.sqlite3"
-    env = {
+    full_env = {
         "PATH": f"{BIN}:{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "POBSYNC_HOME": str(home),
         "DATABASE_URL": f"sqlite:///{db}",
+        **env,
     }
+    root = tmp_path / "backups"
+    root.mkdir()
+    src = tmp_path / "remote" / "srv"
+    src.mkdir(parents=True)
+    c = Cli(full_env, root, src, db, server)
+    c("django", "migrate", "-v", "0")
+    c("configure-global", "--backup-root", str(root), "--ssh-user", server.user)
+    return c
+
+
+@pytest.fixture
+def cli(tmp_path) -> Cli:
     with running_sshd(tmp_path / "sshd") as server:
-        root = tmp_path / "backups"
-        root.mkdir()
-        src = tmp_path / "remote" / "srv"
-        src.mkdir(parents=True)
-        c = Cli(env, root, src, db, server)
-        c("django", "migrate", "-v", "0")
-        c("configure-global", "--backup-root", str(root), "--ssh-user", server.user)
+        c = configured_cli(tmp_path, server)
+        src = c.src
         c("configure-host", "web1", "--address", "127.0.0.1", "--port", str(server.port),
           "--source", str(src), "--keep-last", "1", "--keep-daily", "0", "--keep-weekly", "0",
           "--keep-monthly", "0")  # fmt: skip

@@ -20,9 +20,12 @@ def test_it_names_every_endpoint(staff_client):
         "/api/snapshots/",
         "/api/runs/",
         "/api/jobs/",
+        "/api/restores/",
         "/metrics",
     }
     assert body["host_detail"] == "/api/hosts/<name>/"
+    assert body["snapshot_files"] == "/api/hosts/<name>/snapshots/<snapshot>/files/?path=/"
+    assert body["restore_detail"] == "/api/restores/<id>/"
     for url in urls:
         assert staff_client.get(url).status_code == 200
 

@@ -27,6 +27,7 @@ from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.dumps import DumpsOutcome, take_dumps
 from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.hooks import run_post, run_pre
+from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lifecycle import StagedSnapshot, commit, discard, interrupt, stage
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
@@ -40,11 +41,35 @@ from pobsync_runner.rsync_output import (
     first_error_line,
 )
 
-__all__ = ["BackupError", "HostBusy", "run_backup"]
+__all__ = ["BackupError", "HostBusy", "backup_job", "run_backup"]
 
 log = logging.getLogger("pobsync.backup")
 Outcome = BackupRun.Outcome
 PROGRESS_INTERVAL_SECONDS = 3.0
+
+
+OUTCOME_STATE = {
+    Outcome.SUCCESS: BackupJob.State.SUCCEEDED,
+    Outcome.WARNING: BackupJob.State.SUCCEEDED,
+    Outcome.FAILED: BackupJob.State.FAILED,
+    Outcome.CANCELLED: BackupJob.State.CANCELLED,
+}
+
+
+def backup_job(
+    job: BackupJob,
+    *,
+    stop: threading.Event,
+    worker_id: str,
+    run_one: Callable[..., BackupRun] | None = None,
+) -> JobResult:
+    """The runner's executor for backup jobs (pobsync_runner.jobkinds): one run_backup
+    (or `run_one`, POBSYNC_RUNNER_EXECUTOR's stand-in) with the job's payload."""
+    run = (run_one or run_backup)(
+        job.host, job=job, prune=job.prune, stop=stop, worker_id=worker_id
+    )
+    state = OUTCOME_STATE.get(run.outcome, BackupJob.State.FAILED)
+    return JobResult(state, "" if run.outcome == Outcome.SUCCESS else run.message)
 
 
 def load_spec(host: Host) -> HostSpec:
@@ -86,7 +111,22 @@ def run_backup(
     """
     spec = load_spec(host)
     with HostLock(spec.host_dir, wait=wait, stop=stop) as lock:
+        if job is None:
+            _refuse_beside_queue_job(host)
         return _locked_backup(host, spec, lock, job, prune, stop, worker_id, progress)
+
+
+def _refuse_beside_queue_job(host: Host) -> None:
+    """A CLI backup holds only the disk lock; a restore job holds only the host row
+    (pobsync_runner.restore). Checked after taking the lock, so one of the two always
+    sees the other."""
+    busy = Host.objects.filter(pk=host.pk, running_job__isnull=False).values_list(
+        "running_job_id", "running_job__kind"
+    )
+    for job_id, kind in busy:
+        raise HostBusy(
+            f"host {host.name} is busy ({kind} job {job_id} is running); try again later"
+        )
 
 
 def _locked_backup(

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pobsync_models.models import BackupRun, Host, SnapshotRecord
+from pobsync_models.restores import protected_snapshots
 from pobsync_models.retention import Decision, plan_retention
 from pobsync_models.specs import HostSpec
 from pobsync_runner.lock import HostLock
@@ -41,19 +42,21 @@ class PruneResult:
         return text
 
 
-def protected_names(host: Host, exclude_run: int | None = None) -> frozenset[str]:
-    """Names a running backup of this host uses (as base, or as its own snapshot).
+def protected_names(host: Host, exclude_run: int | None = None) -> dict[str, str]:
+    """Name -> reason for the snapshots retention must keep: those a running backup of
+    this host uses (as base, or as its own snapshot), and those a queued or running
+    restore reads.
 
     `exclude_run`: the backup that is pruning after its own commit; it no longer needs
     its base.
     """
-    names = set()
+    names = protected_snapshots(host)
     running = BackupRun.objects.filter(host=host, outcome=BackupRun.Outcome.RUNNING)
     for base, own in running.exclude(pk=exclude_run).values_list(
         "base_snapshot_name", "snapshot_name"
     ):
-        names.update(n for n in (base, own) if n)
-    return frozenset(names)
+        names.update((n, "base of a running backup") for n in (base, own) if n)
+    return names
 
 
 def plan_for_host(

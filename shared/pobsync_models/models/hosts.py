@@ -124,6 +124,21 @@ class Host(RetentionFields):
         validators=[validate_bwlimit],
         help_text="rsync --bwlimit with a unit, e.g. 5M; empty: the global default.",
     )
+    # Restores pushed back to this host use their own key, confined by its
+    # authorized_keys line (rrsync) to restore_root; see docs/restore.md.
+    restore_root = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_absolute_path],
+        help_text="Directory on the host the restore key may write under; blank: no restore "
+        "to this host (pobsync ssh-key --restore --root DIR --host NAME sets it).",
+    )
+    restore_key_path = models.CharField(
+        max_length=1024,
+        blank=True,
+        validators=[validate_optional_absolute_path],
+        help_text="Private key for restores to this host; blank: the default restore key.",
+    )
 
     running_job = models.ForeignKey(
         "pobsync_models.BackupJob",

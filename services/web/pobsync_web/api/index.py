@@ -10,7 +10,8 @@ ENDPOINTS = (
     ("hosts", "api:hosts", "hosts with their health; ?page=, ?page_size="),
     ("snapshots", "api:snapshots", "snapshot records; ?host=, ?state=, ?page="),
     ("runs", "api:runs", "backup runs, newest first; ?host=, ?outcome=, ?page="),
-    ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?page="),
+    ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?kind=, ?page="),
+    ("restores", "api:restores", "restore records, newest first; ?host=, ?page="),
     ("metrics", "metrics", "Prometheus text format (docs/api.md); a token or staff session"),
 )
 
@@ -26,6 +27,11 @@ def index(request: HttpRequest) -> JsonResponse:
                 for name, url_name, text in ENDPOINTS
             },
             "host_detail": reverse("api:host-detail", args=["NAME"]).replace("NAME", "<name>"),
+            "snapshot_files": reverse("api:snapshot-files", args=["NAME", "SNAP"])
+            .replace("NAME", "<name>")
+            .replace("SNAP", "<snapshot>")
+            + "?path=/",
+            "restore_detail": reverse("api:restore-detail", args=[0]).replace("0", "<id>"),
             "docs": "docs/api.md",
         }
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pobsync_web.api import hosts, index, jobs, runs, snapshots, status
+from pobsync_web.api import hosts, index, jobs, restores, runs, snapshots, status
 
 app_name = "api"
 
@@ -14,4 +14,11 @@ urlpatterns = [
     path("snapshots/", snapshots.snapshot_list, name="snapshots"),
     path("runs/", runs.run_list, name="runs"),
     path("jobs/", jobs.job_list, name="jobs"),
+    path("restores/", restores.restore_list, name="restores"),
+    path("restores/<int:pk>/", restores.restore_detail, name="restore-detail"),
+    path(
+        "hosts/<str:name>/snapshots/<str:snapshot>/files/",
+        restores.file_list,
+        name="snapshot-files",
+    ),
 ]

@@ -103,3 +103,24 @@ def tail(value: str, lines: int = 3) -> str:
 @register.filter
 def duration_text(value: timedelta | None) -> str:
     return "" if value is None else span(value)
+
+
+@register.filter
+def unixtime(value: float | None) -> datetime | None:
+    """A POSIX timestamp (a file's mtime) as an aware UTC datetime, for |date."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+@register.filter
+def shown(value: str) -> str:
+    """A name from a snapshot as printable text: bytes that are not UTF-8 (kept by
+    os.fsdecode as surrogates) become U+FFFD instead of breaking the page."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@register.filter
+def pathquote(value: str) -> str:
+    """A snapshot path for a query string, byte for byte (%-encoded, "/" kept)."""
+    from urllib.parse import quote
+
+    return quote(value.encode("utf-8", "surrogateescape"), safe="/")
