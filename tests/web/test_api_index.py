@@ -14,7 +14,14 @@ def test_it_is_staff_only_and_read_only(anon_client, user_client, staff_client):
 def test_it_names_every_endpoint(staff_client):
     body = json.loads(staff_client.get(URL).content)
     urls = {e["url"] for e in body["endpoints"].values()}
-    assert urls == {"/api/status/", "/api/hosts/", "/api/snapshots/", "/api/runs/", "/api/jobs/"}
+    assert urls == {
+        "/api/status/",
+        "/api/hosts/",
+        "/api/snapshots/",
+        "/api/runs/",
+        "/api/jobs/",
+        "/api/storages/",
+    }
     assert body["host_detail"] == "/api/hosts/<name>/"
     for url in urls:
         assert staff_client.get(url).status_code == 200

@@ -20,13 +20,14 @@ from django.utils import timezone
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
 from pobsync_models.run_status import fail_running_runs, record_finished_run
 from pobsync_models.specs import HostSpec, host_spec
-from pobsync_runner.errors import BackupError, HostBusy
+from pobsync_runner.errors import BackupError, HostBusy, StorageShortError
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import Progress, describe_exit, first_error_line
+from pobsync_runner.storage_guard import mount_guard, no_space_message, space_guard
 
-__all__ = ["BackupError", "HostBusy", "run_backup"]
+__all__ = ["BackupError", "HostBusy", "StorageShortError", "run_backup"]
 
 log = logging.getLogger("pobsync.backup")
 Outcome = BackupRun.Outcome
@@ -46,10 +47,6 @@ def load_spec(host: Host) -> HostSpec:
             f"host {host.name} has no sources: run `pobsync configure-host {host.name} "
             "--source PATH`"
         )
-    if not spec.backup_root.is_dir():
-        raise BackupError(
-            f"backup root {spec.backup_root} does not exist: create it or mount the volume"
-        )
     return spec
 
 
@@ -62,6 +59,7 @@ def run_backup(
     stop: threading.Event | None = None,
     worker_id: str = "",
     progress: Callable[[Progress], None] | None = None,
+    force: bool = False,
 ) -> BackupRun:
     """Back up `host` into a new snapshot and return the finished BackupRun.
 
@@ -69,8 +67,13 @@ def run_backup(
     is false) before anything is recorded. `stop` is polled at least once a second;
     when set, rsync's process group is killed and the run ends cancelled. `progress`
     (optional) is called on this thread with each progress update, for a CLI display.
+    The storage guards run first (StorageUnavailableError, StorageShortError unless `force`).
     """
     spec = load_spec(host)
+    # -- storage guards (pobsync_runner.storage_guard): nothing is written before them
+    mount_guard(spec, host)
+    if not force:
+        space_guard(spec, host)
     with HostLock(spec.host_dir, wait=wait, stop=stop) as lock:
         return _locked_backup(host, spec, lock, job, prune, stop, worker_id, progress)
 
@@ -166,6 +169,8 @@ def _conclude(
             message += f": {detail}"
         if "Host key verification failed" in tail:
             message += f" (check the key, then run `pobsync trust-host {host.name}`)"
+        if "No space left on device" in tail or "Disk quota exceeded" in tail:
+            message = no_space_message(spec, host)
         message += f"; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
 
@@ -207,6 +212,9 @@ def _record_stats(run: BackupRun, result: RsyncResult) -> None:
     run.files_transferred = result.stats.files_transferred
     run.bytes_total = result.stats.bytes_total
     run.bytes_transferred = result.stats.bytes_transferred
+    # With --link-dest every file rsync transferred is a new inode; linked ones are not.
+    run.files_added = result.stats.files_transferred
+    run.bytes_added = result.stats.bytes_transferred
     run.progress_bytes = result.progress.bytes
     run.progress_files = result.progress.files
     run.progress_percent = result.progress.percent

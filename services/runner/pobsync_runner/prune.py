@@ -91,7 +91,7 @@ def apply_retention(
     for name in doomed:
         record = records[name]
         path = Path(record.path)
-        trash = deleting_path(spec.host_dir, name)
+        trash = deleting_path(path.parent, name)  # beside it: on its own storage
         if path.exists():
             os.rename(path, trash)
         SnapshotRecord.objects.filter(pk=record.pk).update(state=State.PRUNED, pruned_at=now)

@@ -29,6 +29,7 @@ from django.utils.module_loading import import_string
 from pobsync_models.daemon import Daemon
 from pobsync_models.models import BackupJob, BackupRun, WorkerProcess
 from pobsync_models.queue import Beat, Lease, claim, finish, heartbeat, lease_ttl, reap, requeue
+from pobsync_runner.serving import Service
 
 log = logging.getLogger("pobsync.runner")
 
@@ -107,14 +108,27 @@ class Heartbeat(threading.Thread):
 class Runner(Daemon):
     kind = WorkerProcess.Kind.RUNNER
 
-    def __init__(self, *, interval: float, executor: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        executor: str | None = None,
+        storages: list[str] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(interval=interval, **kw)
+        self.service = Service(storages)  # the storages this runner serves (serving.py)
         self.executor = import_string(executor or settings.POBSYNC_RUNNER_EXECUTOR)
         self.current_stop: threading.Event | None = None
         self.next_reap = 0.0
 
     def start(self) -> None:
         self.reap()
+        self.refresh_storages(force=True)
+
+    def refresh_storages(self, *, force: bool = False) -> None:
+        if self.service.refresh(self.worker_id, force=force):
+            self.say(f"serving storages: {', '.join(self.service.served) or '(none)'}")
 
     def reap(self) -> None:
         """Reap at start and then on idle passes, at most every half lease TTL, so a
@@ -132,10 +146,14 @@ class Runner(Daemon):
     def process_one(self) -> bool:
         if self.stopping.is_set():
             return False
-        lease = claim(self.worker_id)
+        self.refresh_storages()
+        lease = claim(self.worker_id, storages=self.service.ids)
         if lease is None:
             if time.monotonic() >= self.next_reap:
                 self.reap()
+            scanned = self.service.scan_one()  # space accounting while idle (spacescan)
+            if scanned:
+                self.say(f"space scan: {scanned} up to date")
             return False
         self.run_job(lease)
         return True
@@ -163,6 +181,8 @@ class Runner(Daemon):
             state, error, delay = State.QUEUED, f"host busy: {exc}", HOST_BUSY_DELAY
         except backup_error as exc:
             error = str(exc)
+            if getattr(exc, "retry_after", None):  # StorageShortError: wait, don't fail
+                state, error, delay = State.QUEUED, f"waiting: {exc}", exc.retry_after
         except Exception as exc:
             log.exception("job %s: the engine raised", lease.job_id)
             error = f"internal error: {type(exc).__name__}: {exc}"

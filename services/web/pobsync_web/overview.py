@@ -38,6 +38,8 @@ SUMMARY_FIELDS = (
     "enabled",
     "created_at",
     "running_job_id",
+    "disk_used_bytes",
+    "disk_used_inodes",
     *HEALTH_FIELDS,
 )
 

@@ -9,6 +9,7 @@ from pobsync_models.models.jobs import BackupJob
 from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
+from pobsync_models.models.storages import Storage, StorageSample
 from pobsync_models.models.workers import WorkerProcess
 
 __all__ = [
@@ -20,5 +21,7 @@ __all__ = [
     "RetentionFields",
     "Schedule",
     "SnapshotRecord",
+    "Storage",
+    "StorageSample",
     "WorkerProcess",
 ]

@@ -47,6 +47,19 @@ class Host(RetentionFields):
         help_text="rsync exit codes treated as a warning besides 24 (vanished files).",
     )
     enabled = models.BooleanField(default=True)
+    # NULL means the default storage (pobsync_models.storages.storage_of).
+    storage = models.ForeignKey(
+        "pobsync_models.Storage",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="hosts",
+        help_text="Where its snapshots live; empty means the default storage.",
+    )
+    # Real disk use of all its snapshots, each inode counted once (pobsync_runner.spacescan).
+    disk_used_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    disk_used_inodes = models.BigIntegerField(null=True, blank=True, editable=False)
+    disk_scanned_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     running_job = models.ForeignKey(
         "pobsync_models.BackupJob",

@@ -11,6 +11,7 @@ ENDPOINTS = (
     ("snapshots", "api:snapshots", "snapshot records; ?host=, ?state=, ?page="),
     ("runs", "api:runs", "backup runs, newest first; ?host=, ?outcome=, ?page="),
     ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?page="),
+    ("storages", "api:storages", "storages: used/free bytes and inodes, growth, days until full"),
 )
 
 

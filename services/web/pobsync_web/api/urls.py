@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pobsync_web.api import hosts, index, jobs, runs, snapshots, status
+from pobsync_web.api import hosts, index, jobs, runs, snapshots, status, storages
 
 app_name = "api"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("snapshots/", snapshots.snapshot_list, name="snapshots"),
     path("runs/", runs.run_list, name="runs"),
     path("jobs/", jobs.job_list, name="jobs"),
+    path("storages/", storages.storage_list, name="storages"),
 ]

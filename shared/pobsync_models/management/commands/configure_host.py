@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import PobsyncCommand, require_global_config, validation_error
 from pobsync_models.hostconfig import upsert_host
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
-from pobsync_models.models import Host
+from pobsync_models.models import Host, Storage
 from pobsync_models.validators import validate_host_name
 
 
@@ -52,6 +52,11 @@ class Command(PobsyncCommand):
             metavar="CODE",
             help="rsync exit code to treat as a warning besides 24 (replaces the list)",
         )
+        parser.add_argument(
+            "--storage",
+            metavar="NAME",
+            help="the storage its new snapshots go to (existing ones stay: docs/storage.md)",
+        )
         add_keep_arguments(parser, inherit=True)
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--enable", dest="enabled", action="store_true", default=None)
@@ -89,6 +94,13 @@ class Command(PobsyncCommand):
         if opts["enabled"] is not None:
             values["enabled"] = opts["enabled"]
         values.update(keep_values(opts))
+        if opts["storage"] is not None:
+            storage = Storage.objects.filter(name=opts["storage"]).first()
+            if storage is None:
+                raise CommandError(
+                    f"unknown storage {opts['storage']!r} (see `pobsync storage list`)"
+                )
+            values["storage"] = storage
         if "address" not in values and not Host.objects.filter(name=name).exists():
             raise validation_error(ValidationError(f"new host {name!r} needs --address"))
         try:
@@ -102,3 +114,8 @@ class Command(PobsyncCommand):
         for change in changes:
             if change.field != "name":
                 self.stdout.write(f"  {change}")
+        if not created and any(c.field == "storage" for c in changes):
+            self.stdout.write(
+                "  existing snapshots stay where they are; new ones go to the new storage "
+                "(to move them too, see docs/storage.md)"
+            )

@@ -6,6 +6,11 @@ from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand, format_table, get_host
 from pobsync_models.models import BackupJob
+from pobsync_models.storages import job_wait_reason, wait_reasons
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0][:72] if text else ""
 
 
 def _t(when) -> str:
@@ -30,6 +35,10 @@ class Command(PobsyncCommand):
             jobs = jobs.filter(state=opts["state"])
         if opts["host"]:
             jobs = jobs.filter(host=get_host(opts["host"]))
+        jobs = list(jobs[: opts["limit"]])
+        reasons = wait_reasons(
+            (j.pk, j.host.storage_id) for j in jobs if j.state == BackupJob.State.QUEUED
+        )
         rows = [
             (
                 job.pk,
@@ -42,9 +51,9 @@ class Command(PobsyncCommand):
                 f"{job.attempts}/{job.max_attempts}",
                 job.worker_id,
                 _t(job.lease_expires_at),
-                job.error.splitlines()[0][:60] if job.error else "",
+                _first_line(job_wait_reason(job, reasons) or job.error),
             )
-            for job in jobs[: opts["limit"]]
+            for job in jobs
         ]
         if not rows:
             self.stdout.write("no jobs")
@@ -60,6 +69,6 @@ class Command(PobsyncCommand):
             "attempts",
             "worker",
             "lease expires",
-            "error",
+            "error / waiting for",
         )
         self.stdout.write(format_table(headers, rows))
