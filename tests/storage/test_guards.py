@@ -111,6 +111,9 @@ def test_inode_exhaustion_is_caught_the_same_way(engine, small_storage):
     assert not (small_storage / engine.host.name).exists()
 
 
+# The runner runs in this process and manages its own connection (close_old_connections):
+# outside a test transaction, as in production.
+@pytest.mark.django_db(transaction=True)
 def test_a_scheduled_job_waits_with_the_reason_instead_of_failing(engine, small_storage):
     call_command("storage", "set", "small", "--min-free-space", "2M")
     fill(small_storage, leave_bytes=1024 * 1024)

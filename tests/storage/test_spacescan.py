@@ -106,7 +106,7 @@ def test_the_retention_plan_and_apply_say_what_each_prune_frees(engine, capsys):
     call_command("retention", engine.host.name)
     plan = capsys.readouterr().out
     for s in snaps[:2]:
-        line = next(row for row in plan.splitlines() if row.startswith(s.name))
+        line = next(row for row in plan.splitlines() if row.split()[:1] == [s.name])
         assert "prune" in line and format_bytes(s.exclusive_bytes) in line
     total = snaps[0].exclusive_bytes + snaps[1].exclusive_bytes
     assert f"1 keep, 2 prune; frees at least {format_bytes(total)}" in plan

@@ -11,8 +11,11 @@ number (`d_ino`, which readdir returns for free):
   always (they are never hard-linked). Summed over all snapshots: the host's real use.
 - exclusive(S): added entries of S whose inode is also in none of its successors (the
   next complete snapshot and any partial based on S): what deleting S frees now.
-Only added entries are stat()ed (for their blocks); memory is one directory listing
-per tree at a time, flat in the number of files.
+Only directories and added entries are stat()ed (for their blocks); every directory is
+read once per snapshot of the window, and memory holds one directory's listing of each
+snapshot at a time: flat in the number of files. (Summing size / link count over all
+paths would give the host total in flat memory too, but must stat every path and
+cannot say what one snapshot frees; readdir's inode numbers answer both.)
 
 Incremental: each record keeps the neighbours it was computed against (scan_key); a
 scan walks only snapshots that are new or whose neighbours changed (a new snapshot
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +55,18 @@ class ScanResult:
     used_inodes: int = 0
 
 
-def _listing(path: Path | None) -> dict[str, int]:
-    """name -> inode of a directory's entries; empty when it is not a directory."""
-    if path is None:
-        return {}
+def _listing(path: str) -> list[tuple[str, int, bool]]:
+    """(name, inode, is_dir) of a directory's entries from readdir alone (no stat);
+    empty when it is not a directory (gone, or absent from this snapshot)."""
+    try:
+        with os.scandir(path) as it:
+            return [(e.name, e.inode(), e.is_dir(follow_symlinks=False)) for e in it]
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return []
+
+
+def _inodes(path: str) -> dict[str, int]:
+    """name -> inode of a neighbour's directory (readdir only); empty when absent."""
     try:
         with os.scandir(path) as it:
             return {e.name: e.inode() for e in it}
@@ -68,53 +78,65 @@ def _blocks(path: str) -> int:
     return os.lstat(path).st_blocks * 512
 
 
-def compare(snapshot: Path, prev: Path | None, nexts: list[Path]) -> Figures:
-    """added / exclusive figures of `snapshot` against its neighbours (see module doc)."""
-    out = Figures()
-    top = os.lstat(snapshot)
-    out.added_bytes = out.exclusive_bytes = top.st_blocks * 512
-    out.added_inodes = out.exclusive_inodes = 1
-    for _rel, added, exclusive in _walk(snapshot, prev, nexts):
-        for path, is_dir in added:
-            size = _blocks(path)
-            out.added_bytes += size
-            out.added_inodes += 1
-            if is_dir or path in exclusive:
-                out.exclusive_bytes += size
-                out.exclusive_inodes += 1
-    return out
-
-
-def _walk(
-    root: Path, prev: Path | None, nexts: list[Path]
-) -> Iterator[tuple[str, list[tuple[str, bool]], set[str]]]:
-    """Per directory of root (never following symlinks): the added entries (path,
-    is_dir) and, of those, the non-directory paths that no successor shares."""
+def figures_of(
+    targets: list[str],
+    roots: dict[str, str],
+    prev: dict[str, str | None],
+    nexts: dict[str, list[str]],
+) -> dict[str, Figures]:
+    """added / exclusive figures of each target snapshot against its neighbours (see
+    the module doc). One walk over the directories of the targets; each directory is
+    read once in every snapshot of the window (targets and their neighbours), so a full
+    scan reads each directory once, and memory holds one directory of each."""
+    window = list(
+        dict.fromkeys(
+            [
+                *targets,
+                *(p for t in targets if (p := prev[t])),
+                *(n for t in targets for n in nexts[t]),
+            ]
+        )
+    )
+    out = {}
+    for t in targets:
+        size = _blocks(roots[t])
+        out[t] = Figures(size, 1, size, 1)
     stack = [""]
     while stack:
         rel = stack.pop()
-        here = root / rel if rel else root
-        try:
-            with os.scandir(here) as it:
-                entries = [(e.name, e.inode(), e.is_dir(follow_symlinks=False)) for e in it]
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        before = _listing(prev / rel if prev is not None and rel else prev)
-        after = [_listing(n / rel if rel else n) for n in nexts]
-        added: list[tuple[str, bool]] = []
-        exclusive: set[str] = set()
-        for name, ino, is_dir in entries:
-            path = os.path.join(here, name)
-            if is_dir:
-                added.append((path, True))
-                stack.append(os.path.join(rel, name) if rel else name)
-                continue
-            if before.get(name) == ino:
-                continue
-            added.append((path, False))
-            if not any(listing.get(name) == ino for listing in after):
-                exclusive.add(path)
-        yield rel, added, exclusive
+        suffix = "/" + rel if rel else ""
+        listed = {name: _listing(roots[name] + suffix) for name in targets}
+        inodes = {
+            name: {e[0]: e[1] for e in listed[name]}
+            if name in listed
+            else _inodes(roots[name] + suffix)
+            for name in window
+        }
+        subdirs: set[str] = set()
+        for t in targets:
+            before = inodes[prev[t]] if prev[t] else {}
+            after = [inodes[n] for n in nexts[t]]
+            here = roots[t] + suffix + "/"
+            fig = out[t]
+            for name, ino, is_dir in listed[t]:
+                if is_dir:  # directories are never hard-linked: always this snapshot's own
+                    subdirs.add(name)
+                    size = _blocks(here + name)
+                    fig.added_bytes += size
+                    fig.exclusive_bytes += size
+                    fig.added_inodes += 1
+                    fig.exclusive_inodes += 1
+                    continue
+                if before.get(name) == ino:
+                    continue
+                size = _blocks(here + name)
+                fig.added_bytes += size
+                fig.added_inodes += 1
+                if not any(listing.get(name) == ino for listing in after):
+                    fig.exclusive_bytes += size
+                    fig.exclusive_inodes += 1
+        stack.extend(rel + "/" + d if rel else d for d in subdirs)
+    return out
 
 
 def _chain(host: Host, host_dir: Path) -> tuple[list[SnapshotRecord], dict[str, str | None]]:
@@ -146,25 +168,28 @@ def scan_host(host: Host, host_dir: Path, *, full: bool = False) -> ScanResult:
             nexts[before].append(name)
     result = ScanResult()
     now = timezone.now()
-    for r in records:
-        key = f"{r.state}:{prev[r.name] or ''}|{','.join(sorted(nexts[r.name]))}"
-        if not full and r.scan_key == key and r.added_bytes is not None:
-            continue
-        figures = compare(
-            Path(r.path),
-            Path(by_name[prev[r.name]].path) if prev[r.name] else None,
-            [Path(by_name[n].path) for n in nexts[r.name]],
-        )
-        SnapshotRecord.objects.filter(pk=r.pk).update(
-            added_bytes=figures.added_bytes,
-            added_inodes=figures.added_inodes,
-            exclusive_bytes=figures.exclusive_bytes,
-            exclusive_inodes=figures.exclusive_inodes,
-            scan_key=key[:200],
-            scanned_at=now,
-        )
-        r.added_bytes, r.added_inodes = figures.added_bytes, figures.added_inodes
-        result.walked.append(r.name)
+    keys = {
+        r.name: f"{r.state}:{prev[r.name] or ''}|{','.join(sorted(nexts[r.name]))}"[:200]
+        for r in records
+    }
+    targets = [
+        r.name for r in records if full or r.scan_key != keys[r.name] or r.added_bytes is None
+    ]
+    if targets:
+        roots = {r.name: r.path for r in records}
+        figures = figures_of(targets, roots, prev, nexts)
+        for name in targets:
+            f, r = figures[name], by_name[name]
+            SnapshotRecord.objects.filter(pk=r.pk).update(
+                added_bytes=f.added_bytes,
+                added_inodes=f.added_inodes,
+                exclusive_bytes=f.exclusive_bytes,
+                exclusive_inodes=f.exclusive_inodes,
+                scan_key=keys[name],
+                scanned_at=now,
+            )
+            r.added_bytes, r.added_inodes = f.added_bytes, f.added_inodes
+    result.walked = targets
     # The host directory itself and what else lives there (the lock file, leftovers).
     used_bytes, used_inodes = _blocks(str(host_dir)), 1
     snapshot_dirs = {Path(r.path).name for r in records}
