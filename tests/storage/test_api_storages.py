@@ -44,3 +44,17 @@ def test_it_reports_space_growth_and_days_until_full(staff_client, tmp_path):
     assert d2["growth_bytes_per_day"] == 100_000
     assert d2["days_until_full"] == 80.0
     assert rows["default"]["default"] is True and rows["default"]["hosts"] == 1
+
+
+def test_api_jobs_and_the_queue_page_say_why_a_job_waits(staff_client, tmp_path):
+    from pobsync_models.models import BackupJob
+
+    make_config(tmp_path / "root")
+    disk = Storage.objects.create(name="disk2", path=str(tmp_path))
+    job = BackupJob.objects.create(host=make_host("b", storage=disk), run_after=timezone.now())
+    body = json.loads(staff_client.get("/api/jobs/").content)
+    (row,) = body["results"]
+    assert row["id"] == job.pk
+    assert row["waiting"] == "waiting: no live runner serves storage disk2"
+    page = staff_client.get("/dashboard/queue/").content.decode()
+    assert "Waiting for" in page and "waiting: no live runner serves storage disk2" in page
