@@ -15,6 +15,7 @@ from tests.queue.procs import (
     LEASE_TTL,
     alive,
     descendants,
+    engine_config,
     log_text,
     rsync_processes,
     wait_for,
@@ -38,15 +39,7 @@ def site(procdb, sshd, tmp_path):
         sources[name] = src
     procdb.tool(
         "configure",
-        config={
-            "backup_root": str(root),
-            "ssh_user": sshd.user,
-            "ssh_port": sshd.port,
-            "ssh_key_path": str(sshd.client_key_path),
-            "known_hosts_path": str(sshd.known_hosts_path),
-            "connect_timeout": 5,
-            "rsync_timeout": 60,
-        },
+        config=engine_config(root, sshd),
         hosts=[
             {"name": name, "sources": [str(src)], "rsync_options": SLOW_RSYNC}
             for name, src in sources.items()

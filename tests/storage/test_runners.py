@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.queue.procs import log_text, wait_for, when
+from tests.queue.procs import engine_config, log_text, wait_for, when
 from tests.support.smallfs import separate_mount
 
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
@@ -108,15 +108,7 @@ def test_two_runners_back_up_onto_their_own_filesystems(mariadb_procdb, sshd, tm
             sources[name] = src
         db.tool(
             "configure",
-            config={
-                "backup_root": str(root),
-                "ssh_user": sshd.user,
-                "ssh_port": sshd.port,
-                "ssh_key_path": str(sshd.client_key_path),
-                "known_hosts_path": str(sshd.known_hosts_path),
-                "connect_timeout": 5,
-                "rsync_timeout": 60,
-            },
+            config=engine_config(root, sshd),
             storages=[{"name": "disk2", "path": str(disk2)}],
             hosts=[
                 {"name": "web1", "sources": [str(sources["web1"])]},
