@@ -73,8 +73,13 @@ def apply_retention(
     lock: HostLock | None = None,
     exclude_run: int | None = None,
 ) -> PruneResult:
-    """Delete what the plan prunes (at most max_delete); raises HostBusy if locked."""
+    """Delete what the plan prunes (at most max_delete); raises HostBusy if locked, and
+    StorageUnavailableError on an unmounted storage (where every snapshot would look
+    gone and be marked pruned)."""
     if lock is None:
+        from pobsync_runner.storage_guard import mount_guard
+
+        mount_guard(spec, host)
         with HostLock(spec.host_dir, purpose="retention") as own:
             return apply_retention(
                 host, spec, now=now, max_delete=max_delete, lock=own, exclude_run=exclude_run
