@@ -99,3 +99,16 @@ def test_a_runner_without_storage_serves_what_it_sees_and_looks_again(two):
     (Path(other.path) / MARKER_FILE).unlink()  # the disk is unmounted
     service.refresh("w:9", force=True)
     assert service.ids == {default.pk}
+
+
+def test_pobsync_workers_lists_the_storages_each_runner_serves(two, capsys):
+    from django.core.management import call_command
+
+    WorkerProcess.objects.create(
+        worker_id="box:7", kind="runner", started_at=timezone.now(),
+        last_seen_at=timezone.now(), storages=["default", "disk2"],
+    )  # fmt: skip
+    call_command("workers")
+    out = capsys.readouterr().out
+    assert "STORAGES" in out
+    assert "default, disk2" in out.splitlines()[1]
