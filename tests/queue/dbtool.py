@@ -170,8 +170,14 @@ def snapshot(args: dict) -> dict:
 
 def explain(args: dict) -> dict:
     from pobsync_models.queue import _candidates_query
+    from pobsync_models.storages import claim_scope
 
-    query = _candidates_query(20)
+    scope = None
+    if "storage" in args:  # as a runner serving that one storage claims
+        from pobsync_models.models import Storage
+
+        scope = claim_scope({Storage.objects.get(name=args["storage"]).pk})
+    query = _candidates_query(20, scope)
     document = json.loads(query.explain(format="json"))
     if isinstance(document, str):  # Django json.dumps()es MySQL's one JSON text column
         document = json.loads(document)

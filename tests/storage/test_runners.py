@@ -4,6 +4,7 @@ nobody serves waits and says why."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections import defaultdict
@@ -138,3 +139,25 @@ def test_two_runners_back_up_onto_their_own_filesystems(mariadb_procdb, sshd, tm
         assert (snap2[0] / Path(str(sources["web2"])).relative_to("/") / "data.bin").is_file()
         assert not (root / "web2").exists() and not (disk2 / "web1").exists()
         assert os.stat(disk2).st_dev != os.stat(root).st_dev  # really another filesystem
+
+
+def test_the_storage_filter_keeps_the_claim_on_the_claim_index(mariadb_procdb, tmp_path):
+    """EXPLAIN on MariaDB: with hosts on two storages and a runner serving one, the
+    candidates query still walks job_claim_idx in order (no filesort, no host-first plan)."""
+    from tests.queue.test_processes import json_tables
+
+    db = mariadb_procdb
+    disk = tmp_path / "b"
+    disk.mkdir()
+    names = [f"h{i}" for i in range(200)]
+    db.tool(
+        "configure",
+        config={"backup_root": str(tmp_path)},
+        storages=[{"name": "b", "path": str(disk)}],
+        hosts=[{"name": n, **({"storage": "b"} if i % 2 else {})} for i, n in enumerate(names)],
+    )
+    db.tool("enqueue_many", hosts=names, each=15)
+    explained = db.tool("explain", storage="b")
+    tables = [t for t in json_tables(explained["json"]) if t["table_name"].endswith("backupjob")]
+    assert [t.get("key") for t in tables] == ["job_claim_idx"], explained["plan"]
+    assert "filesort" not in json.dumps(explained["json"]), explained["json"]
