@@ -115,4 +115,5 @@ def test_the_retention_plan_and_apply_say_what_each_prune_frees(engine, capsys):
     out = capsys.readouterr().out
     freed = used - du(engine.host_dir)
     assert f"freed {format_bytes(freed)} " in out
+    assert f"pruned 2 snapshot(s), freeing at least {format_bytes(total)}" in out
     assert freed >= total
