@@ -18,6 +18,7 @@ from pobsync_models.models import (
     RestoreRequest,
     Schedule,
     SnapshotRecord,
+    Storage,
     WorkerProcess,
 )
 
@@ -45,6 +46,60 @@ class GlobalConfigAdmin(admin.ModelAdmin):
         return not GlobalConfig.objects.exists()
 
 
+@admin.register(Storage)
+class StorageAdmin(admin.ModelAdmin):
+    """Storages are added here or with `pobsync storage add`; either writes the marker
+    file. The path is fixed once added (the default storage's follows the global
+    backup root): a disk that moved is a new storage, or a `storage mark` by hand."""
+
+    list_display = (
+        "name",
+        "path",
+        "is_default",
+        "max_running_jobs",
+        "min_free_space",
+        "min_free_inodes",
+        "free_bytes",
+        "free_inodes",
+        "measured_at",
+    )
+    readonly_fields = (
+        "marker_id",
+        "is_default",
+        "total_bytes",
+        "free_bytes",
+        "total_inodes",
+        "free_inodes",
+        "measured_at",
+        "unmounted_since",
+        "full_since",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (*self.readonly_fields, "path") if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or not obj.is_default
+
+    def save_model(self, request: HttpRequest, obj: Storage, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            return
+        from pobsync_models.storages import write_marker
+
+        try:
+            path = write_marker(obj)
+        except OSError as exc:
+            self.message_user(
+                request,
+                f"storage {obj.name}: marker not written ({exc.strerror}); mount the disk "
+                f"and run `pobsync storage mark {obj.name}`",
+                messages.WARNING,
+            )
+        else:
+            self.message_user(request, f"storage {obj.name}: marker written at {path}")
+
+
 # Editing any of these makes the stored due time stale; NULL tells the scheduler to
 # compute it afresh on its next tick (as `pobsync schedule` and the YAML import do).
 TIMING_FIELDS = frozenset({"cron", "timezone", "enabled"})
@@ -64,8 +119,16 @@ class ScheduleInline(admin.TabularInline):
 
 @admin.register(Host)
 class HostAdmin(admin.ModelAdmin):
-    list_display = ("name", "address", "ssh_user", "ssh_port", "enabled", "running_job")
-    list_filter = ("enabled",)
+    list_display = (
+        "name",
+        "address",
+        "ssh_user",
+        "ssh_port",
+        "storage",
+        "enabled",
+        "running_job",
+    )
+    list_filter = ("enabled", "storage")
     search_fields = ("name", "address")
     readonly_fields = (
         "running_job",

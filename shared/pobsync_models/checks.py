@@ -12,6 +12,7 @@ server can still migrate and serve its pages; they run with `pobsync check`,
     E006 an enabled host's SSH private key is missing or unreadable
     E007 a stored row fails today's validation (e.g. a value ending in a newline, which
          older versions let through)
+    E008 the default storage (the backup root) lacks its marker file, or has another's
 """
 
 from __future__ import annotations
@@ -66,7 +67,25 @@ def check_backup_root(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="pobsync.E003",
             )
         ]
-    return []
+    return _default_storage_marker()
+
+
+def _default_storage_marker() -> list[Error]:
+    """The backup root is the default storage: without its marker file every backup
+    on it stops at the mount guard (docs/storage.md)."""
+    from pobsync_models.storages import default_storage, marker_problem, spec_of
+
+    storage = default_storage()
+    problem = marker_problem(spec_of(storage)) if storage is not None else None
+    if problem is None:
+        return []
+    return [
+        Error(
+            problem,
+            hint="mount the right disk, or run `pobsync storage mark default` on it",
+            id="pobsync.E008",
+        )
+    ]
 
 
 @register(TAG, deploy=True)

@@ -13,7 +13,8 @@ I2  Every write by a lease holder (heartbeat, finish, requeue) is conditioned on
     fenced and must stop rsync and write nothing (the runner does both).
 I3  Lock order is always host row, then job row. Claim takes the host row first
     (SELECT ... FOR UPDATE SKIP LOCKED where supported, then a conditional UPDATE), then
-    the job row; finish, requeue and reap update host then job (reap then the job's
+    the storage row when the host's storage is capped (storages.cap_reached), then the
+    job row; finish, requeue and reap update host then job (reap then the job's
     BackupRun, a row no claim locks).
 I4  Lease times come from the database clock (Now()), never from a runner's clock.
 I5  Transient lock errors (MariaDB 1213 deadlock, 1205 lock wait timeout, SQLite
@@ -27,7 +28,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -42,6 +43,7 @@ from django.utils import timezone
 from pobsync_models.events import record_event
 from pobsync_models.models import BackupJob, BackupRun, Event, GlobalConfig, Host
 from pobsync_models.run_status import has_committed_run, settle_dead_runs
+from pobsync_models.storages import ClaimScope, cap_reached, claim_scope, on_storages
 
 log = logging.getLogger("pobsync.queue")
 
@@ -176,7 +178,7 @@ def enqueue(
 # -- claim -------------------------------------------------------------------------
 
 
-def _candidates_query(limit: int):
+def _candidates_query(limit: int, scope: ClaimScope | None = None):
     """(job id, host id) of runnable jobs whose host is not busy, in claim order.
 
     One statement, and one the database answers by walking job_claim_idx (state,
@@ -191,18 +193,21 @@ def _candidates_query(limit: int):
       MariaDB materialises once; joining Host instead let it plan the host table first
       and sort every queued job.
     EXPLAIN in tests/queue/test_processes.py checks the plan on MariaDB.
+    - storage filter (storage_ids not None): hosts on other storages are excluded the
+      same way as busy hosts, by a NOT IN over the (small) host table.
     """
     busy = Host.objects.filter(running_job__isnull=False).values("pk")
-    return (
-        BackupJob.objects.filter(state=State.QUEUED, run_after__lte=Now())
-        .exclude(host_id__in=busy)
-        .order_by("priority", "run_after", "id")
-        .values_list("id", "host_id")[:limit]
+    jobs = BackupJob.objects.filter(state=State.QUEUED, run_after__lte=Now()).exclude(
+        host_id__in=busy
     )
+    if scope is not None and scope.allowed is not None:
+        outside = Host.objects.exclude(on_storages(scope.allowed, scope.default_pk))
+        jobs = jobs.exclude(host_id__in=outside.values("pk"))
+    return jobs.order_by("priority", "run_after", "id").values_list("id", "host_id")[:limit]
 
 
-def _candidates(limit: int) -> list[tuple[int, int]]:
-    return list(_candidates_query(limit))
+def _candidates(limit: int, scope: ClaimScope | None = None) -> list[tuple[int, int]]:
+    return list(_candidates_query(limit, scope))
 
 
 def _at_running_limit() -> bool:
@@ -214,9 +219,12 @@ def _at_running_limit() -> bool:
     return BackupJob.objects.filter(state=State.RUNNING).count() >= limit
 
 
-def _try_claim(job_id: int, host_id: int, worker_id: str, ttl: int) -> Lease | None:
+def _try_claim(
+    job_id: int, host_id: int, worker_id: str, ttl: int, scope: ClaimScope | None = None
+) -> Lease | None:
     """One transaction: take the host row (free -> this job), then the job row
-    (queued -> running). Either conditional UPDATE hitting zero rows rolls back."""
+    (queued -> running). Either conditional UPDATE hitting zero rows rolls back, as
+    does a capped storage found full (storages.cap_reached, between the two)."""
     token = secrets.token_hex(16)
     try:
         with transaction.atomic():
@@ -227,6 +235,8 @@ def _try_claim(job_id: int, host_id: int, worker_id: str, ttl: int) -> Lease | N
                     return None
             if free_host.update(running_job_id=job_id, lease_token=token) != 1:
                 return None
+            if scope is not None and cap_reached(host_id, scope):
+                raise _LostRaceError
             won = BackupJob.objects.filter(
                 pk=job_id, state=State.QUEUED, run_after__lte=Now()
             ).update(
@@ -246,17 +256,28 @@ def _try_claim(job_id: int, host_id: int, worker_id: str, ttl: int) -> Lease | N
     return Lease(job_id=job_id, host_id=host_id, token=token, worker_id=worker_id)
 
 
-def claim(worker_id: str, *, ttl: int | None = None, batch: int = CLAIM_BATCH) -> Lease | None:
+def claim(
+    worker_id: str,
+    *,
+    ttl: int | None = None,
+    batch: int = CLAIM_BATCH,
+    storages: Collection[int] | None = None,
+) -> Lease | None:
     """Claim the most urgent runnable job whose host is free, or None.
 
     On success the job is running with a lease of `ttl` seconds (database clock), its
     attempts counter incremented and worker_id set, and its host row points at it.
+    `storages` (ids; None = every storage) limits it to hosts on those storages; a
+    storage at its max_running_jobs is skipped (an exact cap: cap_reached).
     """
     ttl = ttl or lease_ttl()
     if retrying(_at_running_limit):
         return None
+    scope = retrying(lambda: claim_scope(storages))
+    if scope.allowed is not None and not scope.allowed:
+        return None
     for _round in range(CLAIM_ROUNDS):
-        candidates = retrying(lambda: _candidates(batch))
+        candidates = retrying(lambda: _candidates(batch, scope))
         if not candidates:
             return None
         tried_hosts: set[int] = set()
@@ -264,7 +285,7 @@ def claim(worker_id: str, *, ttl: int | None = None, batch: int = CLAIM_BATCH) -
             if host_id in tried_hosts:  # only one job per host can win; skip the rest
                 continue
             tried_hosts.add(host_id)
-            lease = retrying(lambda j=job_id, h=host_id: _try_claim(j, h, worker_id, ttl))
+            lease = retrying(lambda j=job_id, h=host_id: _try_claim(j, h, worker_id, ttl, scope))
             if lease is not None:
                 return lease
     return None

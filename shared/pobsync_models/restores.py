@@ -22,10 +22,17 @@ from django.conf import settings
 from django.db import transaction
 
 from pobsync_models import snapfs
-from pobsync_models.models import BackupJob, GlobalConfig, Host, RestoreRequest, SnapshotRecord
+from pobsync_models.models import (
+    BackupJob,
+    GlobalConfig,
+    Host,
+    RestoreRequest,
+    SnapshotRecord,
+    Storage,
+)
 from pobsync_models.queue import enqueue
 from pobsync_models.retention import snapshot_sort_key
-from pobsync_models.specs import SnapshotName, SshSpec, default_known_hosts_path
+from pobsync_models.specs import SnapshotName, SshSpec, default_known_hosts_path, host_spec
 
 SnapState = SnapshotRecord.State
 ACTIVE_JOB_STATES = (BackupJob.State.QUEUED, BackupJob.State.RUNNING)
@@ -105,16 +112,19 @@ def check_paths(record: SnapshotRecord, paths: list[str]) -> list[str]:
 
 
 def check_target_dir(raw: str) -> str:
-    """An absolute directory outside the backup root (never into a snapshot)."""
+    """An absolute directory outside every storage (never into a snapshot)."""
     if not raw or "\x00" in raw or not os.path.isabs(raw):
         raise RestoreError(f"--to-dir needs an absolute directory, not {raw!r}")
     target = Path(os.path.realpath(raw))
     config = GlobalConfig.load()
+    roots = set(Storage.objects.values_list("path", flat=True))
     if config is not None and config.backup_root:
-        root = Path(os.path.realpath(config.backup_root))
+        roots.add(config.backup_root)
+    for raw_root in sorted(roots):
+        root = Path(os.path.realpath(raw_root))
         if target == root or root in target.parents or target in root.parents:
             raise RestoreError(
-                f"--to-dir {raw} overlaps the backup root {root}: restore somewhere else"
+                f"--to-dir {raw} overlaps the backup storage {root}: restore somewhere else"
             )
     if target.exists() and not target.is_dir():
         raise RestoreError(f"--to-dir {raw} exists and is not a directory")
@@ -258,7 +268,7 @@ def restore_spec(request: RestoreRequest) -> RestoreSpec:
         "snapshot": record.name,
         "snapshot_root": Path(record.path),
         "paths": tuple(paths),
-        "host_dir": Path(config.backup_root) / request.host.name,
+        "host_dir": host_spec(request.host, config).host_dir,
         "overwrite": request.overwrite,
         "dry_run": request.dry_run,
         "acls": bool(options & ACL_OPTIONS),

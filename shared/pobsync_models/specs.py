@@ -17,6 +17,7 @@ from django.conf import settings
 
 if TYPE_CHECKING:
     from pobsync_models.models import GlobalConfig, Host
+    from pobsync_models.storages import StorageSpec
 
 # Snapshot names are UTC timestamps that sort lexically: 2026-11-27T203045Z. No colons:
 # rsync reads "a:b" as a remote path, and some tools choke on them.
@@ -124,13 +125,20 @@ class HostSpec:
     warning_exit_codes: frozenset[int] = field(default_factory=lambda: frozenset({24}))
     rsync_timeout: int = 900
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    backup_root: Path = Path("/nonexistent")
+    backup_root: Path = Path("/nonexistent")  # the root of the host's storage
+    storage: StorageSpec | None = None
     hooks: HookSpec = field(default_factory=HookSpec)
     bwlimit: str = ""  # rsync --bwlimit value with its unit; "" means no limit
 
     @property
     def host_dir(self) -> Path:
-        return self.backup_root / self.name
+        return host_dir(self.backup_root, self.name)
+
+
+def host_dir(storage_root: Path | str, host_name: str) -> Path:
+    """THE function every path of a host's snapshots derives from: its directory on the
+    storage it lives on. Host names are validated as one safe path component."""
+    return Path(storage_root) / host_name
 
 
 RETENTION_FIELDS = (
@@ -183,7 +191,18 @@ def retention_policy(host: Host, config: GlobalConfig) -> RetentionPolicy:
     return RetentionPolicy(**values)
 
 
+def host_storage(host: Host, config: GlobalConfig) -> StorageSpec:
+    """The storage `host` lives on, as a spec (pobsync_models.storages.storage_of)."""
+    from pobsync_models.storages import StorageSpec, spec_of, storage_of
+
+    storage = storage_of(host)
+    if storage is None:  # no Storage row yet: the backup root, without a marker
+        return StorageSpec(name="default", path=Path(config.backup_root), marker_id="")
+    return spec_of(storage)
+
+
 def host_spec(host: Host, config: GlobalConfig) -> HostSpec:
+    storage = host_storage(host, config)
     ssh = SshSpec(
         user=host.ssh_user or config.ssh_user,
         address=host.address,
@@ -201,7 +220,8 @@ def host_spec(host: Host, config: GlobalConfig) -> HostSpec:
         warning_exit_codes=frozenset({24, *host.warning_exit_codes}),
         rsync_timeout=config.rsync_timeout,
         retention=retention_policy(host, config),
-        backup_root=Path(config.backup_root),
+        backup_root=storage.path,
+        storage=storage,
         hooks=hook_spec(host, config),
         bwlimit=host.bwlimit or config.bwlimit,
     )

@@ -8,6 +8,7 @@ import pytest
 
 from pobsync_models.checks import run_pobsync_checks
 from pobsync_models.models import Host, Schedule
+from pobsync_models.storages import MARKER_FILE
 from tests.support.cli import run_pobsync
 from tests.support.factories import make_config, make_host, make_schedule
 from tests.support.need import need
@@ -31,10 +32,17 @@ def test_it_reports_a_missing_global_configuration():
 
 
 def test_it_passes_a_configured_server(tmp_path, key):
-    make_config(tmp_path / "root", ssh_key_path=str(key))
     (tmp_path / "root").mkdir()
+    make_config(tmp_path / "root", ssh_key_path=str(key))  # marks the default storage
     make_host("web1")
     assert ids() == []
+
+
+def test_it_reports_a_default_storage_without_its_marker(tmp_path, key):
+    (tmp_path / "root").mkdir()
+    make_config(tmp_path / "root", ssh_key_path=str(key))
+    (tmp_path / "root" / MARKER_FILE).unlink()  # an unmounted disk
+    assert ids() == ["pobsync.E008"]
 
 
 def test_it_reports_a_backup_root_that_does_not_exist(tmp_path, key):

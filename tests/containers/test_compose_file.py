@@ -64,9 +64,24 @@ def test_it_mounts_keys_and_backups_only_into_runners() -> None:
     for name in POBSYNC_SERVICES:
         mounts = {v.split(":")[1] for v in SERVICES[name].get("volumes", [])}
         is_runner = name.startswith("runner")
+        command = SERVICES[name].get("command", [])
+        serves = command[command.index("--storage") + 1] if "--storage" in command else None
         assert ("/opt/pobsync/ssh" in mounts) is is_runner, name
-        assert ("/opt/pobsync/backups" in mounts) is is_runner, name
+        # a runner serving one storage mounts that storage's disk and no other
+        assert ("/opt/pobsync/backups" in mounts) is (is_runner and serves is None), name
+        if serves is not None:
+            assert is_runner and f"/srv/{serves}" in mounts, name
         assert "/opt/pobsync" in mounts, name
+
+
+def test_it_shows_two_runners_each_with_its_own_storage_volume() -> None:
+    storage_runners = {n: s for n, s in SERVICES.items() if s.get("profiles") == ["storages"]}
+    assert set(storage_runners) == {"runner-disk1-mariadb", "runner-disk2-mariadb"}
+    volumes = [
+        {v for v in s["volumes"] if v.split(":")[1].startswith("/srv/")}
+        for s in storage_runners.values()
+    ]
+    assert all(len(v) == 1 for v in volumes) and volumes[0] != volumes[1]
 
 
 def test_it_builds_every_image_from_a_substitutable_base() -> None:

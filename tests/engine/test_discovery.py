@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from pobsync_models.models import SnapshotRecord
+from pobsync_models.storages import MARKER_FILE, default_storage, write_marker
 from pobsync_runner.discovery import discover
 from pobsync_runner.snapshots import SnapshotMeta, write_metadata
 from tests.support.factories import make_config, make_host
@@ -54,6 +55,7 @@ def tree(tmp_path):
     (d / "not-a-snapshot").mkdir()
     (d / ".lock").write_text("")
     (root / "stranger").mkdir()
+    write_marker(default_storage())  # the backup root is the default storage, mounted
     return root, host
 
 
@@ -117,3 +119,13 @@ def test_the_command_reports_counts_and_unknown_host_directories(tree, capsys):
     assert "stranger" in err and "configure-host stranger" in err
     call_command("discover_snapshots", "--host", "db1")
     assert "0 new, 0 updated, 0 missing, 0 base link(s) set" in capsys.readouterr().out
+
+
+def test_it_touches_nothing_on_a_storage_whose_marker_is_missing(tree, capsys):
+    root, host = tree
+    (root / MARKER_FILE).unlink()  # as if the disk were not mounted
+    call_command("discover_snapshots")
+    out, err = capsys.readouterr()
+    assert "skipped: storage default: no marker file" in err
+    assert str(root) in err
+    assert not host.snapshots.exists()

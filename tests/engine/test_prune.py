@@ -8,8 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from pobsync_models.models import BackupRun, SnapshotRecord
+from pobsync_models.models import BackupRun, GlobalConfig, SnapshotRecord
 from pobsync_models.specs import SnapshotName, host_spec
+from pobsync_models.storages import MARKER_FILE, default_storage, write_marker
 from pobsync_runner.lock import HostLock
 from pobsync_runner.prune import apply_retention
 from tests.support.factories import make_config, make_host, make_run, make_snapshot
@@ -31,6 +32,7 @@ def daily(tmp_path):
         (path / "etc" / "f").write_text(str(i))
         (path / "etc").chmod(0o555)
         make_snapshot(host, when, path=str(path))
+    write_marker(default_storage())  # the backup root is the mounted default storage
     return root, host
 
 
@@ -131,3 +133,15 @@ def test_the_command_applies_with_yes_and_max_delete(daily, capsys):
 def test_the_command_rejects_a_negative_max_delete(daily):
     with pytest.raises(CommandError, match="use 0 or more"):
         call_command("retention", "app1", "--apply", "--yes", "--max-delete", "-1")
+
+
+def test_it_prunes_nothing_on_an_unmounted_storage(daily):
+    from pobsync_runner.errors import StorageUnavailableError
+
+    root, host = daily
+    (root / MARKER_FILE).unlink()
+    spec = host_spec(host, GlobalConfig.load())
+    with pytest.raises(StorageUnavailableError, match="no marker file"):
+        apply_retention(host, spec, now=NOW)
+    assert not host.snapshots.filter(state="pruned").exists()
+    assert len([p for p in (root / "app1").iterdir() if p.name[0].isdigit()]) == 10

@@ -81,7 +81,7 @@ def test_it_refuses_paths_not_in_the_snapshot_and_hostile_paths(site, tmp_path):
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "t").exists()
     inside = site("restore", "web1", str(site.src), "--to-dir", str(site.root / "x"), check=False)
-    assert inside.returncode == 1 and "overlaps the backup root" in inside.stderr
+    assert inside.returncode == 1 and "overlaps the backup storage" in inside.stderr
     assert site.sql("select count(*) from pobsync_models_restorerequest") == [(0,)]
 
 

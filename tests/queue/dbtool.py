@@ -54,6 +54,9 @@ def reset(args: dict) -> dict:
     for model in (WorkerProcess, BackupRun, SnapshotRecord, BackupJob, Schedule, Host):
         model.objects.all().delete()
     GlobalConfig.objects.all().delete()
+    from pobsync_models.models import Storage
+
+    Storage.objects.all().delete()
     return {"ok": True}
 
 
@@ -71,9 +74,21 @@ def seed_jobs(args: dict) -> dict:
 
 def configure(args: dict) -> dict:
     """Global config + hosts for real-engine tests."""
+    from pathlib import Path
+
+    from pobsync_models.models import Storage
+    from pobsync_models.storages import default_storage, write_marker
+
     GlobalConfig(pk=1, **args["config"]).save()
+    if Path(args["config"]["backup_root"]).is_dir():  # as configure-global does
+        write_marker(default_storage())
+    for extra in args.get("storages", []):  # as `pobsync storage add` does
+        write_marker(Storage.objects.create(**extra))
     ids = {}
     for host in args["hosts"]:
+        host = dict(host)
+        if "storage" in host:
+            host["storage"] = Storage.objects.get(name=host["storage"])
         ids[host["name"]] = Host.objects.create(address="127.0.0.1", **host).pk
     return ids
 
@@ -94,6 +109,15 @@ def enqueue(args: dict) -> dict:
     from pobsync_models.queue import enqueue as queue_enqueue
 
     return {"job": queue_enqueue(Host.objects.get(name=args["host"])).pk}
+
+
+def enqueue_many(args: dict) -> dict:
+    """`each` jobs for every host in `hosts`, interleaved host by host."""
+    from pobsync_models.queue import enqueue as queue_enqueue
+
+    hosts = [Host.objects.get(name=name) for name in args["hosts"]]
+    jobs = [queue_enqueue(h).pk for _ in range(args["each"]) for h in hosts]
+    return {"jobs": jobs}
 
 
 def finish_all(args: dict) -> dict:
@@ -154,8 +178,14 @@ def snapshot(args: dict) -> dict:
 
 def explain(args: dict) -> dict:
     from pobsync_models.queue import _candidates_query
+    from pobsync_models.storages import claim_scope
 
-    query = _candidates_query(20)
+    scope = None
+    if "storage" in args:  # as a runner serving that one storage claims
+        from pobsync_models.models import Storage
+
+        scope = claim_scope({Storage.objects.get(name=args["storage"]).pk})
+    query = _candidates_query(20, scope)
     document = json.loads(query.explain(format="json"))
     if isinstance(document, str):  # Django json.dumps()es MySQL's one JSON text column
         document = json.loads(document)
@@ -165,6 +195,7 @@ def explain(args: dict) -> dict:
 COMMANDS = {
     f.__name__: f
     for f in (
+        enqueue_many,
         migrate,
         reset,
         seed_jobs,

@@ -25,6 +25,19 @@ LEASE_TTL = 4
 HEARTBEAT = 1
 
 
+def engine_config(root: Path, sshd: Any) -> dict[str, Any]:
+    """GlobalConfig values for runners that back up through the sshd fixture."""
+    return {
+        "backup_root": str(root),
+        "ssh_user": sshd.user,
+        "ssh_port": sshd.port,
+        "ssh_key_path": str(sshd.client_key_path),
+        "known_hosts_path": str(sshd.known_hosts_path),
+        "connect_timeout": 5,
+        "rsync_timeout": 60,
+    }
+
+
 def process_databases() -> list[str]:
     chosen = os.environ.get("POBSYNC_TEST_PROCESS_DATABASES")
     if chosen:
@@ -97,19 +110,6 @@ class ProcDB:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
         self.procs.clear()
-
-
-def engine_config(backup_root: Path, sshd: Any) -> dict[str, Any]:
-    """GlobalConfig fields for real-engine tests: back up through the `sshd` fixture."""
-    return {
-        "backup_root": str(backup_root),
-        "ssh_user": sshd.user,
-        "ssh_port": sshd.port,
-        "ssh_key_path": str(sshd.client_key_path),
-        "known_hosts_path": str(sshd.known_hosts_path),
-        "connect_timeout": 5,
-        "rsync_timeout": 60,
-    }
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.5, what: str = ""):

@@ -20,13 +20,16 @@ from pobsync_models.models import (
 from pobsync_models.queue import runnable_now
 from pobsync_models.run_status import record_finished_run
 from pobsync_models.specs import SnapshotName
+from pobsync_models.storages import default_storage, write_marker
 
 _seq = count(1)
 
 
 def make_config(backup_root: Path | str = "/tmp/pobsync-test-root", **kw: Any) -> GlobalConfig:
     config = GlobalConfig(pk=1, backup_root=str(backup_root), **kw)
-    config.save()
+    config.save()  # also makes backup_root the default storage
+    if Path(backup_root).is_dir():  # as configure-global does: mark the default storage
+        write_marker(default_storage())
     return config
 
 

@@ -21,6 +21,7 @@ def test_it_names_every_endpoint(staff_client):
         "/api/runs/",
         "/api/jobs/",
         "/api/restores/",
+        "/api/storages/",
         "/metrics",
     }
     assert body["host_detail"] == "/api/hosts/<name>/"

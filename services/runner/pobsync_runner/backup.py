@@ -25,7 +25,7 @@ from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
 from pobsync_models.run_status import record_finished_run, settle_dead_runs
 from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.dumps import DumpsOutcome, take_dumps
-from pobsync_runner.errors import BackupError, HostBusy
+from pobsync_runner.errors import BackupError, HostBusy, StorageShortError
 from pobsync_runner.hooks import run_post, run_pre
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lifecycle import StagedSnapshot, commit, discard, interrupt, stage
@@ -40,8 +40,9 @@ from pobsync_runner.rsync_output import (
     describe_failure,
     first_error_line,
 )
+from pobsync_runner.storage_guard import mount_guard, no_space_message, space_guard
 
-__all__ = ["BackupError", "HostBusy", "backup_job", "run_backup"]
+__all__ = ["BackupError", "HostBusy", "StorageShortError", "backup_job", "run_backup"]
 
 log = logging.getLogger("pobsync.backup")
 Outcome = BackupRun.Outcome
@@ -85,10 +86,6 @@ def load_spec(host: Host) -> HostSpec:
             f"host {host.name} has no sources: run `pobsync configure-host {host.name} "
             "--source PATH`"
         )
-    if not spec.backup_root.is_dir():
-        raise BackupError(
-            f"backup root {spec.backup_root} does not exist: create it or mount the volume"
-        )
     return spec
 
 
@@ -101,6 +98,7 @@ def run_backup(
     stop: threading.Event | None = None,
     worker_id: str = "",
     progress: Callable[[Progress], None] | None = None,
+    force: bool = False,
 ) -> BackupRun:
     """Back up `host` into a new snapshot and return the finished BackupRun.
 
@@ -108,8 +106,13 @@ def run_backup(
     is false) before anything is recorded. `stop` is polled at least once a second;
     when set, rsync's process group is killed and the run ends cancelled. `progress`
     (optional) is called on this thread with each progress update, for a CLI display.
+    The storage guards run first (StorageUnavailableError, StorageShortError unless `force`).
     """
     spec = load_spec(host)
+    # -- storage guards (pobsync_runner.storage_guard): nothing is written before them
+    mount_guard(spec, host)
+    if not force:
+        space_guard(spec, host)
     with HostLock(spec.host_dir, wait=wait, stop=stop) as lock:
         if job is None:
             _refuse_beside_queue_job(host)
@@ -247,6 +250,8 @@ def _conclude(
         failure = connection_failure(result.stderr_tail)
         if failure and failure[0] == HOST_KEY_CAUSE:
             message += f" (check the key, then run `pobsync trust-host {host.name}`)"
+        if "No space left on device" in tail or "Disk quota exceeded" in tail:
+            message = no_space_message(spec, host)
         kept = _keep_partial(run, staged, result, now)
         message += f"; partial snapshot {kept} kept" if kept else "; nothing was transferred"
         return _finish(run, Outcome.FAILED, message, tail)
@@ -387,6 +392,9 @@ def _record_stats(run: BackupRun, result: RsyncResult) -> None:
     run.files_transferred = result.stats.files_transferred
     run.bytes_total = result.stats.bytes_total
     run.bytes_transferred = result.stats.bytes_transferred
+    # With --link-dest every file rsync transferred is a new inode; linked ones are not.
+    run.files_added = result.stats.files_transferred
+    run.bytes_added = result.stats.bytes_transferred
     run.progress_bytes = result.progress.bytes
     run.progress_files = result.progress.files
     run.progress_percent = result.progress.percent

@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 
 from pobsync_models.models import Host, SnapshotRecord
-from pobsync_models.specs import SnapshotName
+from pobsync_models.specs import SnapshotName, host_dir
 from pobsync_runner.snapshots import classify_entry, read_metadata
 
 State = SnapshotRecord.State
@@ -163,7 +163,7 @@ def discover(hosts: Iterable[Host], backup_root: Path) -> DiscoveryReport:
     report = DiscoveryReport()
     hosts = list(hosts)
     for host in hosts:
-        discover_host(host, backup_root / host.name, report)
+        discover_host(host, host_dir(backup_root, host.name), report)
     return report
 
 

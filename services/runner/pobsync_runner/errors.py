@@ -12,3 +12,15 @@ class BackupError(Exception):
 
 class HostBusy(BackupError):  # noqa: N818  (name fixed by contract 1)
     """Another backup (or a retention apply) holds the host's lock."""
+
+
+class StorageUnavailableError(BackupError):
+    """The host's storage is not the mounted disk it should be (marker missing/foreign)."""
+
+
+class StorageShortError(BackupError):
+    """The storage is below its free-space minimums: the backup did not start.
+
+    A queued job waits: the runner gives it back, retried after `retry_after` seconds."""
+
+    retry_after = 600

@@ -58,10 +58,13 @@ class StagedSnapshot:
     seed_meta: SnapshotMeta | None = None  # the seed's own metadata, for discard()
 
 
-def newest_complete(host: Host) -> SnapshotRecord | None:
-    """The newest complete snapshot whose directory is really there."""
+def newest_complete(host: Host, host_dir: Path | None = None) -> SnapshotRecord | None:
+    """The newest complete snapshot whose directory is really there (and, given
+    host_dir, in it: a host moved to another storage links against nothing left on the
+    old one, since hard links cannot cross filesystems)."""
     for record in host.snapshots.filter(state=State.COMPLETE).order_by("-name").iterator():
-        if Path(record.path).is_dir():
+        path = Path(record.path)
+        if (host_dir is None or path.parent == host_dir) and path.is_dir():
             return record
     return None
 
@@ -75,6 +78,8 @@ def pick_seed(host: Host, spec: HostSpec, base: SnapshotRecord | None) -> Snapsh
         partials = partials.filter(name__gt=base.name)
     for record in partials[:5]:
         path = Path(record.path)
+        if path.parent != spec.host_dir:  # left on the host's previous storage
+            continue
         meta = read_metadata(path) if path.is_dir() else None
         if meta is not None and tuple(meta.sources) == spec.sources:
             return record
@@ -90,7 +95,7 @@ def stage(host: Host, spec: HostSpec, now: datetime) -> StagedSnapshot:
     prefix = now.strftime("%Y-%m-%dT%H%M%S")
     taken = set(host.snapshots.filter(name__startswith=prefix).values_list("name", flat=True))
     name = new_snapshot_name(spec.host_dir, now, taken)
-    base = newest_complete(host)
+    base = newest_complete(host, spec.host_dir)
     seed = pick_seed(host, spec, base)
     staging, final = staging_path(spec.host_dir, name), final_path(spec.host_dir, name)
     seed_meta = read_metadata(Path(seed.path)) if seed is not None else None

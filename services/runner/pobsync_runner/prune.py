@@ -23,6 +23,7 @@ from pobsync_models.models import BackupRun, Host, SnapshotRecord
 from pobsync_models.restores import protected_snapshots
 from pobsync_models.retention import Decision, plan_retention
 from pobsync_models.specs import HostSpec
+from pobsync_models.units import format_bytes
 from pobsync_runner.lock import HostLock
 from pobsync_runner.snapshots import DELETING_SUFFIX, classify_entry, deleting_path
 
@@ -34,9 +35,14 @@ class PruneResult:
     plan: list[Decision]
     deleted: list[str] = field(default_factory=list)
     held_back: list[str] = field(default_factory=list)  # over --max-delete
+    # What the deleted snapshots freed by their last space scan (exclusive bytes, a
+    # lower bound: files shared only among them are freed too); None when unscanned.
+    freed_at_least: int | None = None
 
     def summary(self) -> str:
         text = f"pruned {len(self.deleted)} snapshot(s)"
+        if self.deleted and self.freed_at_least is not None:
+            text += f", freeing at least {format_bytes(self.freed_at_least)}"
         if self.held_back:
             text += f", {len(self.held_back)} left for the next run (--max-delete)"
         return text
@@ -76,8 +82,13 @@ def apply_retention(
     lock: HostLock | None = None,
     exclude_run: int | None = None,
 ) -> PruneResult:
-    """Delete what the plan prunes (at most max_delete); raises HostBusy if locked."""
+    """Delete what the plan prunes (at most max_delete); raises HostBusy if locked, and
+    StorageUnavailableError on an unmounted storage (where every snapshot would look
+    gone and be marked pruned)."""
     if lock is None:
+        from pobsync_runner.storage_guard import mount_guard
+
+        mount_guard(spec, host)
         with HostLock(spec.host_dir, purpose="retention") as own:
             return apply_retention(
                 host, spec, now=now, max_delete=max_delete, lock=own, exclude_run=exclude_run
@@ -91,10 +102,13 @@ def apply_retention(
         held_back = []
     result = PruneResult(plan=plan, held_back=held_back)
     records = {r.name: r for r in host.snapshots.filter(name__in=doomed)}
+    exclusive = [records[name].exclusive_bytes for name in doomed]
+    if doomed and None not in exclusive:
+        result.freed_at_least = sum(exclusive)
     for name in doomed:
         record = records[name]
         path = Path(record.path)
-        trash = deleting_path(spec.host_dir, name)
+        trash = deleting_path(path.parent, name)  # beside it: on its own storage
         if path.exists():
             os.rename(path, trash)
         SnapshotRecord.objects.filter(pk=record.pk).update(state=State.PRUNED, pruned_at=now)

@@ -43,6 +43,7 @@ from pobsync_models.queue import (
 )
 from pobsync_runner.backup import backup_job
 from pobsync_runner.jobkinds import execute
+from pobsync_runner.serving import Service
 
 log = logging.getLogger("pobsync.runner")
 
@@ -141,8 +142,16 @@ class Heartbeat(threading.Thread):
 class Runner(Daemon):
     kind = WorkerProcess.Kind.RUNNER
 
-    def __init__(self, *, interval: float, executor: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        executor: str | None = None,
+        storages: list[str] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(interval=interval, **kw)
+        self.service = Service(storages)  # the storages this runner serves (serving.py)
         run_one = import_string(executor or settings.POBSYNC_RUNNER_EXECUTOR)
         # The backup executor runs POBSYNC_RUNNER_EXECUTOR (the engine's run_backup, or a
         # stand-in in protocol tests); other kinds use pobsync_runner.jobkinds' table.
@@ -152,6 +161,11 @@ class Runner(Daemon):
 
     def start(self) -> None:
         self.reap()
+        self.refresh_storages(force=True)
+
+    def refresh_storages(self, *, force: bool = False) -> None:
+        if self.service.refresh(self.worker_id, force=force):
+            self.say(f"serving storages: {', '.join(self.service.served) or '(none)'}")
 
     def reap(self) -> None:
         """Reap at start and then on idle passes, at most every half lease TTL, so a
@@ -169,10 +183,14 @@ class Runner(Daemon):
     def process_one(self) -> bool:
         if self.stopping.is_set():
             return False
-        lease = claim(self.worker_id)
+        self.refresh_storages()
+        lease = claim(self.worker_id, storages=self.service.ids)
         if lease is None:
             if time.monotonic() >= self.next_reap:
                 self.reap()
+            scanned = self.service.scan_one()  # space accounting while idle (spacescan)
+            if scanned:
+                self.say(f"space scan: {scanned} up to date")
             return False
         self.run_job(lease)
         return True
@@ -197,6 +215,8 @@ class Runner(Daemon):
             state, error, delay = State.QUEUED, f"host busy: {exc}", HOST_BUSY_DELAY
         except backup_error as exc:
             error = str(exc)
+            if getattr(exc, "retry_after", None):  # StorageShortError: wait, don't fail
+                state, error, delay = State.QUEUED, f"waiting: {exc}", exc.retry_after
         except Exception as exc:
             log.exception("job %s: the engine raised", lease.job_id)
             error = f"internal error: {type(exc).__name__}: {exc}"

@@ -41,6 +41,8 @@ SUMMARY_FIELDS = (
     "created_at",
     "running_job_id",
     "overdue_after_hours",
+    "disk_used_bytes",
+    "disk_used_inodes",
     *HEALTH_FIELDS,
 )
 

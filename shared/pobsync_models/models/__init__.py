@@ -17,6 +17,7 @@ from pobsync_models.models.restores import RestoreRequest
 from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
+from pobsync_models.models.storages import Storage, StorageSample
 from pobsync_models.models.workers import WorkerProcess
 
 __all__ = [
@@ -34,5 +35,7 @@ __all__ = [
     "RetentionFields",
     "Schedule",
     "SnapshotRecord",
+    "Storage",
+    "StorageSample",
     "WorkerProcess",
 ]

@@ -93,8 +93,12 @@ class GlobalConfig(RetentionFields):
         return f"global configuration ({self.backup_root})"
 
     def save(self, *args, **kwargs) -> None:
+        from pobsync_models.storages import sync_default_storage
+
         self.pk = 1
         super().save(*args, **kwargs)
+        if self.backup_root:
+            sync_default_storage(self.backup_root)  # the default storage is the backup root
 
     @classmethod
     def load(cls) -> GlobalConfig | None:

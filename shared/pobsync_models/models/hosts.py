@@ -139,6 +139,19 @@ class Host(RetentionFields):
         validators=[validate_optional_absolute_path],
         help_text="Private key for restores to this host; blank: the default restore key.",
     )
+    # NULL means the default storage (pobsync_models.storages.storage_of).
+    storage = models.ForeignKey(
+        "pobsync_models.Storage",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="hosts",
+        help_text="Where its snapshots live; empty means the default storage.",
+    )
+    # Real disk use of all its snapshots, each inode counted once (pobsync_runner.spacescan).
+    disk_used_bytes = models.BigIntegerField(null=True, blank=True, editable=False)
+    disk_used_inodes = models.BigIntegerField(null=True, blank=True, editable=False)
+    disk_scanned_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     running_job = models.ForeignKey(
         "pobsync_models.BackupJob",

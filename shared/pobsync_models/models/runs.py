@@ -38,6 +38,10 @@ class BackupRun(models.Model):
     files_total = models.BigIntegerField(null=True, blank=True)
     files_transferred = models.BigIntegerField(null=True, blank=True)
     bytes_total = models.BigIntegerField(null=True, blank=True)
+    # New inodes this run wrote (files rsync created rather than hard-linked), and their
+    # bytes: what the run added to the storage, from rsync's own statistics.
+    files_added = models.BigIntegerField(null=True, blank=True)
+    bytes_added = models.BigIntegerField(null=True, blank=True)
     bytes_transferred = models.BigIntegerField(null=True, blank=True)
 
     progress_bytes = models.BigIntegerField(null=True, blank=True)

@@ -37,6 +37,15 @@ class SnapshotRecord(models.Model):
     bytes_total = models.BigIntegerField(null=True, blank=True)
     bytes_transferred = models.BigIntegerField(null=True, blank=True)
     pobsync_version = models.CharField(max_length=32, blank=True)
+    # From the space scan (pobsync_runner.spacescan): what this snapshot added to the
+    # disk (inodes not in its predecessor) and what deleting it frees now (disk bytes,
+    # inodes); scan_key names the neighbours they were computed against.
+    added_bytes = models.BigIntegerField(null=True, blank=True)
+    added_inodes = models.BigIntegerField(null=True, blank=True)
+    exclusive_bytes = models.BigIntegerField(null=True, blank=True)
+    exclusive_inodes = models.BigIntegerField(null=True, blank=True)
+    scan_key = models.CharField(max_length=200, blank=True)
+    scanned_at = models.DateTimeField(null=True, blank=True)
     has_metadata = models.BooleanField(default=True)
     discovered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -16,6 +16,9 @@ class WorkerProcess(models.Model):
     version = models.CharField(max_length=32, blank=True)
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
+    storages = models.JSONField(
+        default=list, blank=True, help_text="Names of the storages a runner serves."
+    )
     current_job = models.ForeignKey(
         "pobsync_models.BackupJob",
         null=True,

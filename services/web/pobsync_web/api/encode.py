@@ -45,6 +45,9 @@ def host_summary(row: HostRow) -> dict[str, Any]:
         "snapshot_counts": row.snapshots,
         "newest_snapshot": host.newest_snapshot,
         "running_job": host.running_job_id,
+        # real disk use of its snapshots, each inode once (space scan; null: not yet)
+        "disk_used_bytes": host.disk_used_bytes,
+        "disk_used_inodes": host.disk_used_inodes,
         "url": reverse("api:host-detail", args=[host.name]),
     }
 
@@ -66,6 +69,10 @@ SNAPSHOT_FIELDS = (
     "pobsync_version",
     "has_metadata",
     "pruned_at",
+    "added_bytes",
+    "added_inodes",
+    "exclusive_bytes",
+    "exclusive_inodes",
 )
 
 
@@ -113,6 +120,8 @@ RUN_FIELDS = (
     "files_transferred",
     "bytes_total",
     "bytes_transferred",
+    "files_added",
+    "bytes_added",
     "progress_percent",
     "progress_bytes",
     "progress_files",
@@ -141,6 +150,8 @@ def run(row: Mapping[str, Any]) -> dict[str, Any]:
         "files_transferred": row["files_transferred"],
         "bytes_total": row["bytes_total"],
         "bytes_transferred": row["bytes_transferred"],
+        "files_added": row["files_added"],
+        "bytes_added": row["bytes_added"],
         "progress": {
             "percent": row["progress_percent"],
             "bytes": row["progress_bytes"],

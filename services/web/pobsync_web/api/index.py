@@ -12,6 +12,7 @@ ENDPOINTS = (
     ("runs", "api:runs", "backup runs, newest first; ?host=, ?outcome=, ?page="),
     ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?kind=, ?page="),
     ("restores", "api:restores", "restore records, newest first; ?host=, ?page="),
+    ("storages", "api:storages", "storages: used/free bytes and inodes, growth, days until full"),
     ("metrics", "metrics", "Prometheus text format (docs/api.md); a token or staff session"),
 )
 

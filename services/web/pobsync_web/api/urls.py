@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from pobsync_web.api import hosts, index, jobs, restores, runs, snapshots, status
+from pobsync_web.api import hosts, index, jobs, restores, runs, snapshots, status, storages
 
 app_name = "api"
 
@@ -21,4 +21,5 @@ urlpatterns = [
         restores.file_list,
         name="snapshot-files",
     ),
+    path("storages/", storages.storage_list, name="storages"),
 ]

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
+from pobsync_models.storages import storage_summaries
 from pobsync_web.access import staff_required
 from pobsync_web.overview import (
     all_host_rows,
@@ -38,6 +39,7 @@ def index(request: HttpRequest) -> HttpResponse:
     page = Paginator(rows, HOSTS_PER_PAGE).get_page(request.GET.get("page"))
     page.object_list = fill_rows(list(page.object_list))  # details for the shown rows only
     ctx = {
+        "storages": storage_summaries(now.date()),
         "nav": "dashboard",
         "now": now,
         "hosts": host_counts(rows),

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from pobsync_models.models import BackupJob
+from pobsync_models.storages import job_wait_reason, wait_reasons
 from pobsync_web.access import staff_required
 from pobsync_web.overview import queue_counts, queued_jobs, running_jobs, worker_summaries
 
@@ -30,12 +31,16 @@ def queue(request: HttpRequest) -> HttpResponse:
         .select_related("host")
         .order_by("-id")[:FINISHED_SHOWN]
     )
+    queued = list(queued_jobs()[:QUEUED_SHOWN])
+    reasons = wait_reasons((j.pk, j.host.storage_id) for j in queued) if queued else {}
+    for job in queued:
+        job.waiting = job_wait_reason(job, reasons)
     ctx = {
         "nav": "queue",
         "now": now,
         "queue": queue_counts(now),
         "running": list(running_jobs()),
-        "queued": list(queued_jobs()[:QUEUED_SHOWN]),
+        "queued": queued,
         "queued_shown": QUEUED_SHOWN,
         "finished": list(finished),
         "workers": worker_summaries(now),

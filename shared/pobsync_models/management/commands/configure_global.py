@@ -11,6 +11,7 @@ from pobsync_models.hostconfig import upsert_global
 from pobsync_models.management.hook_args import add_hook_arguments, hook_values
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
 from pobsync_models.models import GlobalConfig
+from pobsync_models.storages import MARKER_FILE, default_storage, read_marker, write_marker
 
 
 class Command(PobsyncCommand):
@@ -65,6 +66,7 @@ class Command(PobsyncCommand):
                     f"saved, but cannot create backup root {root}: {exc.strerror}"
                 ) from None
             self.stdout.write(f"created backup root {root}")
+        self.mark_default(root)
         verb = "created" if created else "updated"
         if not changes and not created:
             self.stdout.write("global configuration unchanged")
@@ -72,3 +74,23 @@ class Command(PobsyncCommand):
         self.stdout.write(f"global configuration {verb}:")
         for change in changes:
             self.stdout.write(f"  {change}")
+
+    def mark_default(self, root: Path) -> None:
+        """The backup root is the default storage: give it its marker file (the mount
+        guard's proof that this is the right disk) unless it has one already."""
+        storage = default_storage()
+        marker = read_marker(root)
+        if storage is None or (marker and marker.get("marker_id") == storage.marker_id):
+            return
+        if marker is not None:
+            raise CommandError(
+                f"saved, but {root / MARKER_FILE} marks storage {marker.get('storage')!r}: "
+                "backups stop at the mount guard until the backup root is the right disk"
+            )
+        try:
+            write_marker(storage)
+        except OSError as exc:
+            raise CommandError(
+                f"saved, but cannot write {root / MARKER_FILE}: {exc.strerror}"
+            ) from None
+        self.stdout.write(f"marked {root} as storage {storage.name} ({MARKER_FILE})")

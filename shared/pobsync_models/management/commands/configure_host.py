@@ -9,7 +9,7 @@ from pobsync_models.commandbase import PobsyncCommand, require_global_config, va
 from pobsync_models.hostconfig import upsert_host
 from pobsync_models.management.hook_args import add_hook_arguments, hook_values
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
-from pobsync_models.models import Host
+from pobsync_models.models import Host, Storage
 from pobsync_models.validators import validate_host_name
 
 
@@ -65,6 +65,11 @@ class Command(PobsyncCommand):
             metavar="URL",
             help="healthchecks.io-style ping URL (start, success, /fail); '' removes it",
         )
+        parser.add_argument(
+            "--storage",
+            metavar="NAME",
+            help="the storage its new snapshots go to (existing ones stay: docs/storage.md)",
+        )
         add_keep_arguments(parser, inherit=True)
         add_hook_arguments(parser, host=True)
         state = parser.add_mutually_exclusive_group()
@@ -113,6 +118,13 @@ class Command(PobsyncCommand):
             values.update(hook_values(opts, host=True))
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if opts["storage"] is not None:
+            storage = Storage.objects.filter(name=opts["storage"]).first()
+            if storage is None:
+                raise CommandError(
+                    f"unknown storage {opts['storage']!r} (see `pobsync storage list`)"
+                )
+            values["storage"] = storage
         if "address" not in values and not Host.objects.filter(name=name).exists():
             raise validation_error(ValidationError(f"new host {name!r} needs --address"))
         try:
@@ -126,3 +138,8 @@ class Command(PobsyncCommand):
         for change in changes:
             if change.field != "name":
                 self.stdout.write(f"  {change}")
+        if not created and any(c.field == "storage" for c in changes):
+            self.stdout.write(
+                "  existing snapshots stay where they are; new ones go to the new storage "
+                "(to move them too, see docs/storage.md)"
+            )

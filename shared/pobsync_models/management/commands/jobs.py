@@ -7,6 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand, format_table, get_host
 from pobsync_models.management.commands.show_job import job_lines
 from pobsync_models.models import BackupJob
+from pobsync_models.storages import job_wait_reason, wait_reasons
 
 
 def _t(when) -> str:
@@ -59,6 +60,10 @@ class Command(PobsyncCommand):
             jobs = jobs.filter(kind=opts["kind"])
         if opts["host"]:
             jobs = jobs.filter(host=get_host(opts["host"]))
+        jobs = list(jobs[: opts["limit"]])
+        reasons = wait_reasons(
+            (j.pk, j.host.storage_id) for j in jobs if j.state == BackupJob.State.QUEUED
+        )
         rows = [
             (
                 job.pk,
@@ -72,9 +77,9 @@ class Command(PobsyncCommand):
                 f"{job.attempts}/{job.max_attempts}",
                 job.worker_id,
                 _t(job.lease_expires_at),
-                _reason(job.error),
+                _reason(job_wait_reason(job, reasons) or job.error),
             )
-            for job in jobs[: opts["limit"]]
+            for job in jobs
         ]
         if not rows:
             self.stdout.write("no jobs")
@@ -91,7 +96,7 @@ class Command(PobsyncCommand):
             "attempts",
             "worker",
             "lease expires",
-            "error",
+            "error / waiting for",
         )
         self.stdout.write(format_table(headers, rows))
         if any(row[-1].endswith(ELLIPSIS) for row in rows):

@@ -64,6 +64,7 @@ class Command(PobsyncCommand):
             ("ssh port", f"{spec.ssh.port}{origin(host.ssh_port)}"),
             ("ssh key", f"{spec.ssh.key_path}{origin(host.ssh_key_path)}"),
             ("known_hosts", str(spec.ssh.known_hosts_path)),
+            ("storage", spec.storage.name if spec.storage else "-"),
             ("snapshots in", str(spec.host_dir)),
             ("sources", ", ".join(spec.sources) or "(none: add --source PATH)"),
             ("excludes", ", ".join(spec.excludes) or "-"),

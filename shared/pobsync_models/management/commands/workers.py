@@ -28,11 +28,12 @@ class Command(PobsyncCommand):
                     age_text((now - w.started_at).total_seconds()),
                     age_text(seen) + " ago" + (" (stale)" if seen > DEFAULT_MAX_AGE else ""),
                     f"{job.pk} ({job.host.name})" if job else "",
+                    ", ".join(w.storages or []) if w.kind == WorkerProcess.Kind.RUNNER else "",
                 )
             )
         if not rows:
             self.stdout.write("no scheduler or runner has checked in")
             return
         self.stdout.write(
-            format_table(("worker", "kind", "version", "up", "last seen", "job"), rows)
+            format_table(("worker", "kind", "version", "up", "last seen", "job", "storages"), rows)
         )

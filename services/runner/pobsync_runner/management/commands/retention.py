@@ -13,8 +13,11 @@ from pobsync_models.commandbase import (
     require_global_config,
 )
 from pobsync_models.specs import host_spec
+from pobsync_models.storages import marker_problem
+from pobsync_models.units import format_bytes
 from pobsync_runner.errors import BackupError
 from pobsync_runner.prune import apply_retention, plan_for_host
+from pobsync_runner.spacescan import scan_locked
 
 
 def _non_negative(raw: str) -> int:
@@ -57,27 +60,63 @@ class Command(PobsyncCommand):
         )
         if not (opts["apply"] and opts["yes"]):
             plan = plan_for_host(host, spec, now)
-            self.show(host.name, policy or "none (keeps everything)", plan)
+            self.show(host.name, policy or "none (keeps everything)", plan, _exclusive(host))
             if opts["apply"]:
                 self.stdout.write("dry run: add --yes to delete the snapshots marked prune")
             return
+        shown = _exclusive(host)
+        before = _scanned_use(host, spec)
         try:
             result = apply_retention(host, spec, now=now, max_delete=opts["max_delete"])
         except BackupError as exc:  # busy, or the lock cannot be taken
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"retention of {host.name} stopped: {exc}") from None
-        self.show(host.name, policy or "none (keeps everything)", result.plan)
+        self.show(host.name, policy or "none (keeps everything)", result.plan, shown)
         for name in result.deleted:
             self.stdout.write(f"deleted {name}")
         self.stdout.write(result.summary())
+        after = _scanned_use(host, spec) if result.deleted else before
+        if before is not None and after is not None:
+            self.stdout.write(
+                f"freed {format_bytes(before - after)} "
+                f"(disk use of {host.name}: {format_bytes(before)} -> {format_bytes(after)})"
+            )
 
-    def show(self, host: str, policy: str, plan) -> None:
+    def show(self, host: str, policy: str, plan, exclusive: dict[str, int | None]) -> None:
         self.stdout.write(f"host {host}: policy {policy}")
         if not plan:
             self.stdout.write("no snapshots recorded (run `pobsync discover-snapshots`?)")
             return
-        rows = [(d.name, d.state, d.action, d.reason) for d in plan]
-        self.stdout.write(format_table(["snapshot", "state", "action", "reason"], rows))
-        pruned = sum(1 for d in plan if not d.keep)
-        self.stdout.write(f"{len(plan) - pruned} keep, {pruned} prune")
+        rows = [(d.name, d.state, d.action, d.reason, _frees(d, exclusive)) for d in plan]
+        self.stdout.write(format_table(["snapshot", "state", "action", "reason", "frees"], rows))
+        pruned = [d for d in plan if not d.keep]
+        line = f"{len(plan) - len(pruned)} keep, {len(pruned)} prune"
+        known = [exclusive.get(d.name) for d in pruned]
+        if pruned and all(v is not None for v in known):
+            # Files shared only among snapshots pruned together are freed too.
+            line += f"; frees at least {format_bytes(sum(known))}"
+        self.stdout.write(line)
+
+
+def _exclusive(host) -> dict[str, int | None]:
+    """Per snapshot, what deleting it alone frees (from the last space scan)."""
+    return dict(host.snapshots.values_list("name", "exclusive_bytes"))
+
+
+def _frees(decision, exclusive: dict[str, int | None]) -> str:
+    if decision.keep:
+        return ""
+    value = exclusive.get(decision.name)
+    return "?" if value is None else format_bytes(value)
+
+
+def _scanned_use(host, spec) -> int | None:
+    """The host's real disk use after an (incremental) space scan; None if unscanned
+    so far or the storage is not mounted."""
+    if spec.storage is None or marker_problem(spec.storage) is not None:
+        return None
+    if not host.snapshots.filter(added_bytes__isnull=False).exists():
+        return None
+    result = scan_locked(host, spec.host_dir)
+    return None if result is None else result.used_bytes

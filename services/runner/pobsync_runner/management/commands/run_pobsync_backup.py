@@ -9,7 +9,7 @@ from django.core.management.base import CommandError, CommandParser
 from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
 from pobsync_models.models import BackupRun
 from pobsync_models.units import format_bytes
-from pobsync_runner.backup import BackupError, run_backup
+from pobsync_runner.backup import BackupError, StorageShortError, run_backup
 from pobsync_runner.rsync_output import Progress
 
 
@@ -33,6 +33,12 @@ class Command(PobsyncCommand):
             help="if another backup of the host is running, wait for it instead of failing",
         )
 
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="back up even when the storage is below its free-space minimums",
+        )
+
     def handle(self, *args: Any, **opts: Any) -> None:
         host = get_host(opts["host"])
         stop = threading.Event()
@@ -54,7 +60,10 @@ class Command(PobsyncCommand):
                 wait=opts["wait"],
                 stop=stop,
                 progress=show if tty else None,
+                force=opts["force"],
             )
+        except StorageShortError as exc:
+            raise CommandError(f"{exc}; run with --force to back up anyway") from None
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         finally:
