@@ -28,7 +28,14 @@ from pobsync_runner.dumps import DumpsOutcome, take_dumps
 from pobsync_runner.errors import BackupError, HostBusy, StorageShortError
 from pobsync_runner.hooks import run_post, run_pre
 from pobsync_runner.jobkinds import JobResult
-from pobsync_runner.lifecycle import StagedSnapshot, commit, discard, interrupt, stage
+from pobsync_runner.lifecycle import (
+    StagedSnapshot,
+    commit,
+    discard,
+    interrupt,
+    remove_partial_dir,
+    stage,
+)
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import (
@@ -252,6 +259,9 @@ def _conclude(
             message += f" (check the key, then run `pobsync trust-host {host.name}`)"
         if "No space left on device" in tail or "Disk quota exceeded" in tail:
             message = no_space_message(spec, host)
+            # The unfinished files' received parts are what filled the disk: kept, they
+            # would make the next run fail the same way. The partial snapshot stays.
+            _drop_unfinished_files(run, staged)
         kept = _keep_partial(run, staged, result, now)
         message += f"; partial snapshot {kept} kept" if kept else "; nothing was transferred"
         return _finish(run, Outcome.FAILED, message, tail)
@@ -366,6 +376,13 @@ def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> s
     except (BackupError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""
+
+
+def _drop_unfinished_files(run: BackupRun, staged: StagedSnapshot) -> None:
+    try:
+        remove_partial_dir(staged.staging)
+    except OSError as exc:
+        log.warning("run %s: could not remove the unfinished files: %s", run.pk, exc)
 
 
 def _keep_partial(run: BackupRun, staged: StagedSnapshot, result: RsyncResult, now) -> str | None:
