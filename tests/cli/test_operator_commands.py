@@ -28,6 +28,7 @@ from pobsync_models.models import (
 )
 from pobsync_models.queue import claim
 from pobsync_models.registry import this_machine
+from pobsync_models.storages import MARKER_FILE
 from pobsync_runner.lock import HostLock
 from pobsync_runner.worker import Runner, finished_line
 from tests.support.factories import (
@@ -223,7 +224,8 @@ def test_remove_host_deletes_snapshots_only_with_yes(stored):
     out = pobsync("remove_host", "web1", "--delete-snapshots", "--yes")
     assert f"deleted {host_dir}" in out
     assert not host_dir.exists() and not Host.objects.exists()
-    assert [p.name for p in host_dir.parent.iterdir()] == []  # no trash left behind
+    # no trash left behind: only the storage's own marker stays
+    assert [p.name for p in host_dir.parent.iterdir()] == [MARKER_FILE]
     assert outside.read_text() == "not pobsync's"  # the symlinks were not followed
 
 
