@@ -23,6 +23,7 @@ from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
 from pobsync_runner.lock import HostLock
+from pobsync_runner.manifest import transfer_log_path, write_snapshot_manifest
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import Progress, describe_exit, first_error_line
 
@@ -104,11 +105,13 @@ def _locked_backup(
     run.base_snapshot_name = staged.meta.base_name
     run.save(update_fields=["snapshot", "snapshot_name", "base_snapshot_name"])
 
+    transfer_log = transfer_log_path(spec.host_dir, staged.record.name)
     argv = rsync_argv(
         spec,
         staged.staging,
         link_dest=Path(staged.base.path) if staged.base else None,
         seeded=staged.seed is not None,
+        transfer_log=transfer_log,
     )
     log.debug("backup %s: %s", host.name, argv)
 
@@ -126,15 +129,18 @@ def _locked_backup(
 
     proc = RsyncProcess(argv, pass_fds=(lock.fd,) if lock.fd is not None else ())
     try:
-        result = proc.run(
-            stop=stop, on_progress=report, progress_interval=PROGRESS_INTERVAL_SECONDS
-        )
-    except OSError as exc:  # rsync missing or not executable
-        interrupt(staged, None, proc.parser.stats, timezone.now())
-        return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
-    if progress is not None:
-        progress(result.progress)
-    return _conclude(host, spec, run, staged, result, prune, lock)
+        try:
+            result = proc.run(
+                stop=stop, on_progress=report, progress_interval=PROGRESS_INTERVAL_SECONDS
+            )
+        except OSError as exc:  # rsync missing or not executable
+            interrupt(staged, None, proc.parser.stats, timezone.now())
+            return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
+        if progress is not None:
+            progress(result.progress)
+        return _conclude(host, spec, run, staged, result, prune, lock, transfer_log)
+    finally:
+        transfer_log.unlink(missing_ok=True)
 
 
 def _conclude(
@@ -145,6 +151,7 @@ def _conclude(
     result: RsyncResult,
     prune: bool,
     lock: HostLock,
+    transfer_log: Path,
 ) -> BackupRun:
     now = timezone.now()
     code = result.returncode
@@ -169,11 +176,12 @@ def _conclude(
         message += f"; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
 
+    manifest_note = write_snapshot_manifest(staged.staging, staged.base, transfer_log)
     try:
         _db(lambda: commit(staged, code, result.stats, now))
     except OSError as exc:
         return _finish(run, Outcome.FAILED, f"cannot commit the snapshot: {exc}", tail)
-    outcome, notes = Outcome.SUCCESS, []
+    outcome, notes = Outcome.SUCCESS, [manifest_note]
     if code != 0:
         outcome = Outcome.WARNING
         detail = first_error_line(result.stderr_tail)

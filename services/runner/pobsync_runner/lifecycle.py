@@ -51,8 +51,12 @@ class StagedSnapshot:
 
 
 def newest_complete(host: Host) -> SnapshotRecord | None:
-    """The newest complete snapshot whose directory is really there."""
-    for record in host.snapshots.filter(state=State.COMPLETE).order_by("-name").iterator():
+    """The newest complete snapshot whose directory is really there and which is not
+    known to be corrupt: a damaged inode must never be linked into the next snapshot."""
+    complete = host.snapshots.filter(state=State.COMPLETE).exclude(
+        integrity=SnapshotRecord.Integrity.CORRUPT
+    )
+    for record in complete.order_by("-name").iterator():
         if Path(record.path).is_dir():
             return record
     return None

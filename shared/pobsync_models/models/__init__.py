@@ -9,6 +9,7 @@ from pobsync_models.models.jobs import BackupJob
 from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
+from pobsync_models.models.verify import VerifyRun
 from pobsync_models.models.workers import WorkerProcess
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "RetentionFields",
     "Schedule",
     "SnapshotRecord",
+    "VerifyRun",
     "WorkerProcess",
 ]
