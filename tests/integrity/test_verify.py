@@ -172,7 +172,7 @@ def test_an_unreadable_file_is_named_and_the_run_goes_on(engine, tmp_path):
         path.chmod(path.stat().st_mode | 0o755)
     for dirpath, dirnames, filenames in os.walk(engine.host_dir):
         for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o755)
+            os.chmod(os.path.join(dirpath, d), 0o755)  # noqa: S103  (a test tree)
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644)
     engine.host_dir.chmod(0o777)  # the completed manifest is written by that reader
