@@ -129,6 +129,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 class BackupJobAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
+        "kind",
         "host",
         "state",
         "trigger",
@@ -140,7 +141,7 @@ class BackupJobAdmin(ReadOnlyAdmin):
         "worker_id",
         "lease_expires_at",
     )
-    list_filter = ("state", "trigger", ("host", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("kind", "state", "trigger", ("host", admin.RelatedOnlyFieldListFilter))
     search_fields = ("host__name", "worker_id")
     list_select_related = ("host",)
     actions = ["cancel_jobs"]

@@ -130,18 +130,25 @@ def enqueue(
     trigger: str = BackupJob.Trigger.MANUAL,
     priority: int | None = None,
     run_after=None,
+    kind: str = BackupJob.Kind.BACKUP,
+    **payload: object,
 ) -> BackupJob:
     """A queued job for host, runnable from run_after (default now). Scheduled slots are
-    enqueued by the scheduler (pobsync_scheduler.tick), which adds the dedupe key."""
+    enqueued by the scheduler (pobsync_scheduler.tick), which adds the dedupe key.
+
+    `kind` and `payload` (the kind's typed fields, e.g. restore=<RestoreRequest>) are
+    stored as given; the queue never interprets them."""
     if priority is None:
         priority = PRIORITY_MANUAL if trigger == BackupJob.Trigger.MANUAL else PRIORITY_SCHEDULE
     return retrying(
         lambda: BackupJob.objects.create(
             host=host,
+            kind=kind,
             prune=prune,
             trigger=trigger,
             priority=priority,
             run_after=run_after or timezone.now(),
+            **payload,
         )
     )
 

@@ -21,17 +21,42 @@ from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
 from pobsync_models.run_status import fail_running_runs, record_finished_run
 from pobsync_models.specs import HostSpec, host_spec
 from pobsync_runner.errors import BackupError, HostBusy
+from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
 from pobsync_runner.lock import HostLock
 from pobsync_runner.manifest import transfer_log_path, write_snapshot_manifest
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import Progress, describe_exit, first_error_line
 
-__all__ = ["BackupError", "HostBusy", "run_backup"]
+__all__ = ["BackupError", "HostBusy", "backup_job", "run_backup"]
 
 log = logging.getLogger("pobsync.backup")
 Outcome = BackupRun.Outcome
 PROGRESS_INTERVAL_SECONDS = 3.0
+
+
+OUTCOME_STATE = {
+    Outcome.SUCCESS: BackupJob.State.SUCCEEDED,
+    Outcome.WARNING: BackupJob.State.SUCCEEDED,
+    Outcome.FAILED: BackupJob.State.FAILED,
+    Outcome.CANCELLED: BackupJob.State.CANCELLED,
+}
+
+
+def backup_job(
+    job: BackupJob,
+    *,
+    stop: threading.Event,
+    worker_id: str,
+    run_one: Callable[..., BackupRun] | None = None,
+) -> JobResult:
+    """The runner's executor for backup jobs (pobsync_runner.jobkinds): one run_backup
+    (or `run_one`, POBSYNC_RUNNER_EXECUTOR's stand-in) with the job's payload."""
+    run = (run_one or run_backup)(
+        job.host, job=job, prune=job.prune, stop=stop, worker_id=worker_id
+    )
+    state = OUTCOME_STATE.get(run.outcome, BackupJob.State.FAILED)
+    return JobResult(state, "" if run.outcome == Outcome.SUCCESS else run.message)
 
 
 def load_spec(host: Host) -> HostSpec:

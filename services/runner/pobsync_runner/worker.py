@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,20 +28,15 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils.module_loading import import_string
 
 from pobsync_models.daemon import Daemon
-from pobsync_models.models import BackupJob, BackupRun, WorkerProcess
+from pobsync_models.models import BackupJob, WorkerProcess
 from pobsync_models.queue import Beat, Lease, claim, finish, heartbeat, lease_ttl, reap, requeue
+from pobsync_runner.backup import backup_job
+from pobsync_runner.jobkinds import execute
 
 log = logging.getLogger("pobsync.runner")
 
 State = BackupJob.State
 HOST_BUSY_DELAY = 60  # seconds before retrying a job whose host a CLI backup holds
-
-OUTCOME_STATE = {
-    BackupRun.Outcome.SUCCESS: State.SUCCEEDED,
-    BackupRun.Outcome.WARNING: State.SUCCEEDED,
-    BackupRun.Outcome.FAILED: State.FAILED,
-    BackupRun.Outcome.CANCELLED: State.CANCELLED,
-}
 
 
 def _engine_errors() -> tuple[type[BaseException], type[BaseException]]:
@@ -109,7 +105,10 @@ class Runner(Daemon):
 
     def __init__(self, *, interval: float, executor: str | None = None, **kw: Any) -> None:
         super().__init__(interval=interval, **kw)
-        self.executor = import_string(executor or settings.POBSYNC_RUNNER_EXECUTOR)
+        run_one = import_string(executor or settings.POBSYNC_RUNNER_EXECUTOR)
+        # The backup executor runs POBSYNC_RUNNER_EXECUTOR (the engine's run_backup, or a
+        # stand-in in protocol tests); other kinds use pobsync_runner.jobkinds' table.
+        self.overrides = {BackupJob.Kind.BACKUP: partial(backup_job, run_one=run_one)}
         self.current_stop: threading.Event | None = None
         self.next_reap = 0.0
 
@@ -153,12 +152,9 @@ class Runner(Daemon):
         try:
             job = BackupJob.objects.select_related("host").get(pk=lease.job_id)
             self.touch()
-            self.say(f"job {job.pk}: backing up {job.host.name} (attempt {job.attempts})")
-            run = self.executor(
-                job.host, job=job, prune=job.prune, stop=stop, worker_id=self.worker_id
-            )
-            state = OUTCOME_STATE.get(run.outcome, State.FAILED)
-            error = "" if run.outcome == BackupRun.Outcome.SUCCESS else run.message
+            self.say(f"job {job.pk}: {job.kind} of {job.host.name} (attempt {job.attempts})")
+            result = execute(job, stop=stop, worker_id=self.worker_id, overrides=self.overrides)
+            state, error = result.state, result.error
         except host_busy as exc:
             state, error, delay = State.QUEUED, f"host busy: {exc}", HOST_BUSY_DELAY
         except backup_error as exc:

@@ -11,7 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from pobsync_models.models import (
     BackupJob,
@@ -247,13 +248,18 @@ def with_progress(jobs: QuerySet) -> QuerySet:
     # started_at would let the planner walk the global started_at index instead of
     # the job's own rows (measured: 800 ms at 100,000 runs on SQLite).
     run = BackupRun.objects.filter(job=OuterRef("pk")).order_by("-id")
+
+    def progress(field: str):
+        # A restore job has no BackupRun: its progress is on its RestoreRequest.
+        return Coalesce(Subquery(run.values(field)[:1]), F(f"restore__{field}"))
+
     return jobs.select_related("host").annotate(
         run_id=Subquery(run.values("id")[:1]),
         run_started_at=Subquery(run.values("started_at")[:1]),
-        progress_percent=Subquery(run.values("progress_percent")[:1]),
-        progress_bytes=Subquery(run.values("progress_bytes")[:1]),
-        progress_files=Subquery(run.values("progress_files")[:1]),
-        progress_updated_at=Subquery(run.values("progress_updated_at")[:1]),
+        progress_percent=progress("progress_percent"),
+        progress_bytes=progress("progress_bytes"),
+        progress_files=progress("progress_files"),
+        progress_updated_at=progress("progress_updated_at"),
     )
 
 

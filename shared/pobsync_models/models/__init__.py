@@ -6,6 +6,7 @@ from pobsync_models.models.config import GlobalConfig, RetentionFields
 from pobsync_models.models.events import Event
 from pobsync_models.models.hosts import Host
 from pobsync_models.models.jobs import BackupJob
+from pobsync_models.models.restores import RestoreRequest
 from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
@@ -18,6 +19,7 @@ __all__ = [
     "Event",
     "GlobalConfig",
     "Host",
+    "RestoreRequest",
     "RetentionFields",
     "Schedule",
     "SnapshotRecord",

@@ -5,7 +5,17 @@ from django.db import models
 
 class BackupJob(models.Model):
     """A row of the SQL job queue. The protocol (claim, heartbeat, finish, cancel, reap)
-    lives in pobsync_models.queue; nothing else changes `state`."""
+    lives in pobsync_models.queue; nothing else changes `state`.
+
+    Every kind of job (backup, restore, ...) is a row here and shares the claim, the
+    lease and the per-host mutex; `kind` picks the runner's executor and the payload
+    lives in typed fields: `prune` for a backup, the `restore` request row for a
+    restore. The queue itself never reads the payload.
+    """
+
+    class Kind(models.TextChoices):
+        BACKUP = "backup"
+        RESTORE = "restore"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -19,6 +29,7 @@ class BackupJob(models.Model):
         MANUAL = "manual"
 
     host = models.ForeignKey("pobsync_models.Host", on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.BACKUP)
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
     # 0 is the most urgent (as in Oban); the claim orders by (priority, run_after, id).
     priority = models.PositiveSmallIntegerField(default=5)
@@ -32,7 +43,14 @@ class BackupJob(models.Model):
         related_name="jobs",
     )
     scheduled_for = models.DateTimeField(null=True, blank=True)
-    prune = models.BooleanField(default=False)
+    prune = models.BooleanField(default=False)  # backup payload
+    restore = models.OneToOneField(  # restore payload
+        "pobsync_models.RestoreRequest",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="job",
+    )
 
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
@@ -59,4 +77,4 @@ class BackupJob(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"job {self.pk} {self.host_id} {self.state}"
+        return f"{self.kind} job {self.pk} {self.host_id} {self.state}"

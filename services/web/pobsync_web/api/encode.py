@@ -156,6 +156,7 @@ def run(row: Mapping[str, Any]) -> dict[str, Any]:
 JOB_FIELDS = (
     "id",
     "host_id",
+    "kind",
     "state",
     "trigger",
     "priority",
@@ -173,6 +174,7 @@ JOB_FIELDS = (
     "started_at",
     "finished_at",
     "error",
+    "restore_id",
 )
 _JOB_TIMES = (
     "run_after",
@@ -188,6 +190,6 @@ _JOB_TIMES = (
 def job(row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in _host_second(row, JOB_FIELDS).items():
-        name = {"schedule_id": "schedule"}.get(key, key)
+        name = {"schedule_id": "schedule", "restore_id": "restore"}.get(key, key)
         out[name] = iso(value) if key in _JOB_TIMES else value
     return out

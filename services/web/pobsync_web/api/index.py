@@ -10,7 +10,7 @@ ENDPOINTS = (
     ("hosts", "api:hosts", "hosts with their health; ?page=, ?page_size="),
     ("snapshots", "api:snapshots", "snapshot records; ?host=, ?state=, ?page="),
     ("runs", "api:runs", "backup runs, newest first; ?host=, ?outcome=, ?page="),
-    ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?page="),
+    ("jobs", "api:jobs", "queue jobs, newest first; ?host=, ?state=, ?kind=, ?page="),
 )
 
 

@@ -13,12 +13,13 @@ def _t(when) -> str:
 
 
 class Command(PobsyncCommand):
-    help = "List backup jobs, newest first (times in UTC)."
+    help = "List queue jobs (backups, restores), newest first (times in UTC)."
     cli_name = "jobs"
     cli_group = GROUP_QUEUE
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--state", choices=BackupJob.State.values, help="only this state")
+        parser.add_argument("--kind", choices=BackupJob.Kind.values, help="only this kind")
         parser.add_argument("--host", help="only this host")
         parser.add_argument("--limit", type=int, default=50, help="rows to show (default 50)")
 
@@ -28,11 +29,14 @@ class Command(PobsyncCommand):
         jobs = BackupJob.objects.select_related("host").order_by("-id")
         if opts["state"]:
             jobs = jobs.filter(state=opts["state"])
+        if opts["kind"]:
+            jobs = jobs.filter(kind=opts["kind"])
         if opts["host"]:
             jobs = jobs.filter(host=get_host(opts["host"]))
         rows = [
             (
                 job.pk,
+                job.kind,
                 job.host.name,
                 job.state + (" (cancel requested)" if job.cancel_requested else ""),
                 job.trigger,
@@ -51,6 +55,7 @@ class Command(PobsyncCommand):
             return
         headers = (
             "id",
+            "kind",
             "host",
             "state",
             "trigger",
