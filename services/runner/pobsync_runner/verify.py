@@ -20,7 +20,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from pobsync_models.events import record_event
-from pobsync_models.models import BackupJob, Event, Host, SnapshotRecord, VerifyRun
+from pobsync_models.models import (
+    BackupJob,
+    Event,
+    GlobalConfig,
+    Host,
+    SnapshotRecord,
+    VerifyRun,
+)
 from pobsync_runner.backup import _db, load_spec
 from pobsync_runner.errors import BackupError
 from pobsync_runner.integrity import (
@@ -31,6 +38,7 @@ from pobsync_runner.integrity import (
     snapshots_sharing,
     verify,
 )
+from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
 
 log = logging.getLogger("pobsync.verify")
@@ -117,6 +125,36 @@ def run_verify(
         _expand(report, others)
         _record(host, run, records, report, timezone.now())
         return run, report
+
+
+def scheduled_request(config: GlobalConfig) -> VerifyRequest:
+    """The scheduled rule: snapshots not read in full for `verify_outdated_days` are read
+    in full (so every inode is re-read at least that often), the rest sampled."""
+    return VerifyRequest(
+        sample_percent=config.verify_sample_percent,
+        outdated_days=config.verify_outdated_days,
+    )
+
+
+VERIFY_STATE = {
+    Outcome.OK: BackupJob.State.SUCCEEDED,
+    Outcome.PROBLEMS: BackupJob.State.FAILED,
+    Outcome.FAILED: BackupJob.State.FAILED,
+    Outcome.CANCELLED: BackupJob.State.CANCELLED,
+}
+
+
+def verify_job(job: BackupJob, *, stop: threading.Event, worker_id: str) -> JobResult:
+    """The runner's executor for verify jobs (pobsync_runner.jobkinds). A run that found
+    damage ends the job failed with the summary, so the queue page shows it."""
+    config = GlobalConfig.load()
+    if config is None:
+        raise BackupError("no global configuration yet")
+    run, _ = run_verify(
+        job.host, scheduled_request(config), job=job, stop=stop, worker_id=worker_id
+    )
+    state = VERIFY_STATE.get(run.outcome, BackupJob.State.FAILED)
+    return JobResult(state, "" if run.outcome == Outcome.OK else run.message)
 
 
 def _expand(report: Report, others: list[Target]) -> None:
