@@ -17,6 +17,7 @@ from pobsync_models.models import (
     Host,
     Schedule,
     SnapshotRecord,
+    VerifyRun,
     WorkerProcess,
 )
 
@@ -114,8 +115,8 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
-    list_display = ("host", "cron", "timezone", "prune", "enabled", "next_run_at")
-    list_filter = ("enabled", "prune", "timezone")
+    list_display = ("host", "kind", "cron", "timezone", "prune", "enabled", "next_run_at")
+    list_filter = ("kind", "enabled", "prune", "timezone")
     search_fields = ("host__name", "cron")
     list_select_related = ("host",)
     readonly_fields = ("next_run_at", "last_scheduled_for")
@@ -181,10 +182,28 @@ class BackupRunAdmin(ReadOnlyAdmin):
 
 @admin.register(SnapshotRecord)
 class SnapshotRecordAdmin(ReadOnlyAdmin):
-    list_display = ("name", "host", "state", "base_name", "bytes_total", "finished_at")
-    list_filter = ("state",)
+    list_display = (
+        "name",
+        "host",
+        "state",
+        "integrity",
+        "base_name",
+        "bytes_total",
+        "finished_at",
+        "verified_at",
+    )
+    list_filter = ("state", "integrity")
     search_fields = ("host__name", "name")
     list_select_related = ("host",)
+
+
+@admin.register(VerifyRun)
+class VerifyRunAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "host", "outcome", "snapshots", "files_read", "problems")
+    list_filter = ("outcome",)
+    search_fields = ("host__name", "message")
+    list_select_related = ("host",)
+    date_hierarchy = "started_at"
 
 
 @admin.register(WorkerProcess)
