@@ -27,7 +27,13 @@ def test_it_summarises_hosts_runs_snapshots_queue_and_processes(staff_client, de
     ctx = response.context
     assert (ctx["hosts"].total, ctx["hosts"].failing, ctx["hosts"].overdue) == (7, 1, 1)
     assert ctx["runs_24h"]["failed"] == 1 and ctx["runs_24h"]["warning"] == 1
-    assert ctx["snapshots"] == {"complete": 20, "partial": 1, "pruned": 1, "missing": 0}
+    assert ctx["snapshots"] == {
+        "complete": 20,
+        "partial": 1,
+        "pruned": 1,
+        "missing": 0,
+        "corrupt": 0,
+    }
     assert (ctx["queue"].queued, ctx["queue"].running) == (3, 1)
     assertContains(response, "63%")  # the running backup's progress
     assertContains(response, 'id="auto-refresh"')
