@@ -15,6 +15,7 @@ from django.core.management import CommandError, call_command
 from pobsync_models.models import BackupRun, Event, SnapshotRecord, VerifyRun
 from pobsync_runner.backup import run_backup
 from pobsync_runner.manifest import MANIFEST_FILE, UNKNOWN, open_manifest
+from pobsync_runner.verify import corrupt_warning
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 Integrity = SnapshotRecord.Integrity
@@ -96,6 +97,14 @@ def test_a_flipped_byte_names_every_snapshot_sharing_the_inode_and_is_never_link
     assert sorted(event.details["snapshots"]) == sorted(r.snapshot_name for r in runs)
     verify("--snapshot", runs[0].snapshot_name)
     assert Event.objects.filter(kind=Event.Kind.SNAPSHOT_CORRUPT).count() == 1  # same one
+    warning = corrupt_warning(SnapshotRecord.objects.get(name=runs[1].snapshot_name))
+    assert "1 known-corrupt files" in warning and "precious.db" in warning  # for restore
+    assert corrupt_warning(SnapshotRecord.objects.get(name=runs[1].snapshot_name)) != ""
+    plan = io.StringIO()
+    call_command("retention", "web1", stdout=plan)
+    assert plan.getvalue().count("corrupt (1 files)") == 3
+    names = ", ".join(sorted((r.snapshot_name for r in runs), reverse=True))
+    assert f"corrupt: {names} (never a backup's base" in plan.getvalue()
 
     fresh = run_backup(engine.host)
 
@@ -108,6 +117,7 @@ def test_a_flipped_byte_names_every_snapshot_sharing_the_inode_and_is_never_link
     ok, out = verify("--snapshot", fresh.snapshot_name)
     assert ok, out
     assert state(fresh) == Integrity.VERIFIED
+    assert corrupt_warning(SnapshotRecord.objects.get(name=fresh.snapshot_name)) == ""
 
 
 def test_a_corrupt_snapshot_is_skipped_as_base_for_an_older_clean_one(engine):

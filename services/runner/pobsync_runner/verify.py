@@ -260,3 +260,18 @@ def _close(run: VerifyRun, outcome: str, message: str) -> VerifyRun:
     run.message = message
     _db(run.save)
     return run
+
+
+def corrupt_warning(record: SnapshotRecord) -> str:
+    """What a restore from `record` must say before it starts: "" when verification knows
+    of no damage, else the damaged files (the first 50 are on the record)."""
+    if record.integrity != Integrity.CORRUPT:
+        return ""
+    paths = record.corrupt_paths or []
+    more = record.corrupt_files - len(paths)
+    listed = ", ".join(paths) + (f" and {more} more" if more > 0 else "")
+    when = record.verified_at.strftime("%Y-%m-%d %H:%M UTC") if record.verified_at else "?"
+    return (
+        f"snapshot {record.name} has {record.corrupt_files} known-corrupt files "
+        f"(verification of {when}): {listed}; restored copies of them will be damaged"
+    )

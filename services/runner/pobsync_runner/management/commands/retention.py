@@ -57,7 +57,7 @@ class Command(PobsyncCommand):
         )
         if not (opts["apply"] and opts["yes"]):
             plan = plan_for_host(host, spec, now)
-            self.show(host.name, policy or "none (keeps everything)", plan)
+            self.show(host, policy or "none (keeps everything)", plan)
             if opts["apply"]:
                 self.stdout.write("dry run: add --yes to delete the snapshots marked prune")
             return
@@ -67,17 +67,34 @@ class Command(PobsyncCommand):
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"retention of {host.name} stopped: {exc}") from None
-        self.show(host.name, policy or "none (keeps everything)", result.plan)
+        self.show(host, policy or "none (keeps everything)", result.plan)
         for name in result.deleted:
             self.stdout.write(f"deleted {name}")
         self.stdout.write(result.summary())
 
-    def show(self, host: str, policy: str, plan) -> None:
-        self.stdout.write(f"host {host}: policy {policy}")
+    def show(self, host, policy: str, plan) -> None:
+        self.stdout.write(f"host {host.name}: policy {policy}")
         if not plan:
             self.stdout.write("no snapshots recorded (run `pobsync discover-snapshots`?)")
             return
-        rows = [(d.name, d.state, d.action, d.reason) for d in plan]
-        self.stdout.write(format_table(["snapshot", "state", "action", "reason"], rows))
+        integrity = {
+            name: (state, files)
+            for name, state, files in host.snapshots.filter(
+                name__in=[d.name for d in plan]
+            ).values_list("name", "integrity", "corrupt_files")
+        }
+        rows = []
+        for d in plan:
+            state, files = integrity.get(d.name, ("", 0))
+            shown = f"corrupt ({files} files)" if state == "corrupt" else state
+            rows.append((d.name, d.state, shown, d.action, d.reason))
+        headers = ["snapshot", "state", "integrity", "action", "reason"]
+        self.stdout.write(format_table(headers, rows))
         pruned = sum(1 for d in plan if not d.keep)
         self.stdout.write(f"{len(plan) - pruned} keep, {pruned} prune")
+        corrupt = [d.name for d in plan if integrity.get(d.name, ("", 0))[0] == "corrupt"]
+        if corrupt:
+            self.stdout.write(
+                f"corrupt: {', '.join(corrupt)} (never a backup's base; "
+                f"`pobsync verify {host.name}` names the files)"
+            )
