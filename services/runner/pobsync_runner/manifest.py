@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -131,6 +132,15 @@ class ManifestWriter:
         self._fh.write(entry.line())
         self.count += 1
         self.known += entry.checksum != UNKNOWN
+
+    def write_line(self, path: bytes, line: bytes, known: bool) -> None:
+        """A line already in manifest form (carried over from the base manifest)."""
+        if self._last is not None and path <= self._last:
+            raise ValueError("manifest entries must come in increasing path order")
+        self._last = path
+        self._fh.write(line)
+        self.count += 1
+        self.known += known
 
     def commit(self) -> None:
         self._fh.write(b"end %d\n" % self.count)
@@ -272,7 +282,20 @@ METADATA_PREFIX = b".pobsync-"
 def walk_files(
     root: Path, on_error: Callable[[bytes, OSError], None] | None = None
 ) -> Iterator[tuple[bytes, os.stat_result]]:
-    """(relative raw path, lstat) of every regular file under `root`, in raw byte order.
+    """(relative raw path, lstat) of every regular file under `root`, in raw byte order."""
+    for path, entry in walk_entries(root, on_error):
+        try:
+            yield path, entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(path, exc)
+
+
+def walk_entries(
+    root: Path, on_error: Callable[[bytes, OSError], None] | None = None
+) -> Iterator[tuple[bytes, os.DirEntry[bytes]]]:
+    """(relative raw path, directory entry) of every regular file under `root`, in raw
+    byte order; no stat() unless the caller asks the entry (d_type and d_ino are free).
 
     Never follows a symlink. The snapshot's own metadata files at its top are skipped.
     Sorting each directory by name plus "/" for subdirectories yields exactly the byte
@@ -294,7 +317,7 @@ def walk_files(
         except OSError as exc:
             if on_error is not None:
                 on_error(prefix, exc)
-        items.sort(key=lambda item: item[0])
+        items.sort(key=itemgetter(0))
         return iter(items)
 
     stack.append(listing(os.fsencode(root), b"", True))
@@ -308,11 +331,13 @@ def walk_files(
             stack.append(listing(entry.path, prefix + key, False))
             continue
         try:
-            if entry.is_file(follow_symlinks=False):
-                yield prefix + entry.name, entry.stat(follow_symlinks=False)
+            regular = entry.is_file(follow_symlinks=False)
         except OSError as exc:
             if on_error is not None:
                 on_error(prefix + entry.name, exc)
+            continue
+        if regular:
+            yield prefix + entry.name, entry
 
 
 # -- rsync's transfer log ---------------------------------------------------------------
@@ -436,10 +461,11 @@ def build_manifest(
             algorithm = base.algorithm if base is not None else DEFAULT_ALGORITHM
             use_log = False
         transferred = _merged(logs) if use_log else iter(())
-        carried = iter(base) if base is not None and base.algorithm == algorithm else iter(())
+        same = base is not None and base.algorithm == algorithm
+        carried = _base_lines(base) if same else iter(())
         writer = ManifestWriter(snapshot_dir, algorithm)
         try:
-            _merge(walk_files(snapshot_dir), transferred, carried, writer)
+            _merge(walk_entries(snapshot_dir), transferred, carried, writer)
             writer.commit()
         except BaseException:
             writer.abort()
@@ -459,30 +485,53 @@ def _merged(logs: list[TransferLog]) -> Iterator[tuple[bytes, int, str]]:
     return heapq.merge(*(_sorted_records(log.sorted_path) for log in logs))
 
 
+def _base_lines(reader: ManifestReader) -> Iterator[tuple[bytes, int, bytes, bool]]:
+    """(raw path, inode, line, has checksum) of the base manifest, parsed only as far as
+    the merge needs (this runs once per file of every backup). A carried line is copied
+    as it is, so a damaged one shows up when the new snapshot is verified."""
+    for line in reader.fh:
+        parts = line.split(b"\t", 4)
+        if len(parts) != 5 or not line.endswith(b"\n"):
+            continue
+        try:
+            inode = int(parts[3])
+        except ValueError:
+            continue
+        raw = parts[4][:-1]
+        if b"\\" in raw:
+            try:
+                raw = unescape_path(raw)
+            except ValueError:
+                continue
+        yield raw, inode, line, parts[0] != b"-"
+
+
 def _merge(
-    walked: Iterator[tuple[bytes, os.stat_result]],
+    walked: Iterator[tuple[bytes, os.DirEntry[bytes]]],
     transferred: Iterator[tuple[bytes, int, str]],
-    carried: Iterator[Entry],
+    carried: Iterator[tuple[bytes, int, bytes, bool]],
     writer: ManifestWriter,
 ) -> None:
     t = next(transferred, None)
     c = next(carried, None)
-    for path, st in walked:
+    for path, entry in walked:
         while t is not None and t[0] < path:
             t = next(transferred, None)
-        while c is not None and c.path < path:
+        while c is not None and c[0] < path:
             c = next(carried, None)
+        if t is None or t[0] != path:
+            # A hard link rsync made into the base: the same inode, so the base's line
+            # (size, mtime, checksum) is this file's, with no stat() at all.
+            if c is not None and c[0] == path and c[1] == entry.inode():
+                writer.write_line(path, c[2], c[3])
+                continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # vanished since the walk listed it
         checksum = UNKNOWN
         if t is not None and t[0] == path and t[1] == st.st_size:
             checksum = t[2]
-        elif (
-            c is not None
-            and c.path == path
-            and c.inode == st.st_ino
-            and c.size == st.st_size
-            and c.mtime_ns == st.st_mtime_ns
-        ):
-            checksum = c.checksum
         writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, checksum))
 
 
