@@ -10,6 +10,7 @@ interleaved runs (the order alternates each round):
    what an operator would run by hand over the same files: `find SNAP -type f -print0 |
    xargs -0 xxh128sum`, with a warm page cache and a cold one (every file's pages
    dropped with posix_fadvise(DONTNEED) before each timed run, untimed).
+   Also run_verify() in-process (what a runner does for a verify job: no start-up).
 2. Verifying S snapshots that share most inodes (1% of the files changed between
    backups) against verifying one of them (warm cache).
 3. The manifest's cost during a backup: run_backup() full and unchanged incremental,
@@ -86,7 +87,11 @@ def cli_verify(*argv: str) -> int:
 def xxh128sum_tree(tree: Path) -> None:
     find = subprocess.Popen(["find", str(tree), "-type", "f", "-print0"], stdout=subprocess.PIPE)
     subprocess.run(
-        ["xargs", "-0", "xxh128sum"], stdin=find.stdout, check=True, stdout=subprocess.DEVNULL
+        ["xargs", "-0", "xxh128sum"],
+        stdin=find.stdout,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # its progress display
     )
     find.stdout.close()
     if find.wait() != 0:
@@ -147,6 +152,7 @@ def main() -> int:
 def run(args, work: Path, server) -> int:
     from pobsync_models.models import BackupRun, GlobalConfig, Host
     from pobsync_runner.backup import run_backup
+    from pobsync_runner.verify import VerifyRequest, run_verify
 
     src, small = work / "src", work / "small"
     print(f"workload: {args.files} files, {args.megabytes} MB, {args.runs} runs, 2 cores shared")
@@ -204,12 +210,16 @@ def run(args, work: Path, server) -> int:
     # 1. One snapshot: pobsync verify against xxh128sum over the same files.
     subject = Host.objects.get(name=f"on{args.runs - 1}")
     snap = sorted(p for p in (root / subject.name).iterdir() if p.name[:1].isdigit())[-1]
-    vt: dict[str, list[float]] = {k: [] for k in ("sum_warm", "ours_warm", "sum_cold", "ours_cold")}
+    vt: dict[str, list[float]] = {
+        f"{side}_{cache}": [] for side in ("sum", "ours", "lib") for cache in ("warm", "cold")
+    }
     rss: list[int] = []
+    request = VerifyRequest(snapshot=snap.name)
     for k in range(args.runs):
         steps = [
             ("sum", lambda: xxh128sum_tree(snap)),
             ("ours", lambda: rss.append(cli_verify(subject.name, "--snapshot", snap.name))),
+            ("lib", lambda: run_verify(subject, request)),
         ]
         for key, step in steps if k % 2 == 0 else list(reversed(steps)):
             drop_cache(snap)
@@ -217,10 +227,14 @@ def run(args, work: Path, server) -> int:
             vt[f"{key}_warm"].append(timed(step))
     vm = {k: statistics.median(v) for k, v in vt.items()}
     print()
-    print(f"{'verify one snapshot':<24}{'xxh128sum':>12}{'pobsync':>10}{'ratio':>7}")
+    head = ("verify one snapshot", "xxh128sum", "pobsync CLI", "ratio", "run_verify()", "ratio")
+    print(f"{head[0]:<24}{head[1]:>11}{head[2]:>13}{head[3]:>7}{head[4]:>14}{head[5]:>7}")
     for label in ("warm", "cold"):
-        base, ours = vm[f"sum_{label}"], vm[f"ours_{label}"]
-        print(f"{label + ' page cache':<24}{base:>11.2f}s{ours:>9.2f}s{ours / base:>7.2f}")
+        base, ours, lib = vm[f"sum_{label}"], vm[f"ours_{label}"], vm[f"lib_{label}"]
+        print(
+            f"{label + ' page cache':<24}{base:>10.2f}s{ours:>12.2f}s{ours / base:>7.2f}"
+            f"{lib:>13.2f}s{lib / base:>7.2f}"
+        )
 
     # 2. S snapshots sharing most inodes against one of them.
     many = host("many", src)

@@ -81,9 +81,10 @@ def display_path(raw: bytes) -> str:
 
 def safe_relative(raw: bytes) -> bool:
     """A manifest path we may join to a snapshot: relative, no `..`, `.`, empty parts, NUL."""
-    if not raw or raw.startswith(b"/") or b"\0" in raw or len(raw) > 4096:
+    if not raw or b"\0" in raw or len(raw) > 4096:
         return False
-    return all(part not in (b"", b".", b"..") for part in raw.split(b"/"))
+    framed = b"/" + raw + b"/"
+    return b"//" not in framed and b"/./" not in framed and b"/../" not in framed
 
 
 def new_hasher(algorithm: str):  # -> hashlib-like object
