@@ -284,3 +284,30 @@ def test_bad_arguments_are_one_line(engine):
     with pytest.raises(CommandError, match="unknown host 'nope'"):
         call_command("verify", "nope", stdout=io.StringIO())
     assert UNKNOWN == "-"
+
+
+def test_the_scheduled_rule_reads_outdated_snapshots_in_full_and_samples_the_rest(engine):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pobsync_runner.verify import VerifyRequest, run_verify
+
+    (engine.src / "x").write_bytes(b"version one")
+    old = run_backup(engine.host)
+    (engine.src / "x").write_bytes(b"version two, longer")
+    new = run_backup(engine.host)
+    now = timezone.now()
+    recent, stale = now - timedelta(days=1), now - timedelta(days=40)
+    SnapshotRecord.objects.filter(name=old.snapshot_name).update(fully_verified_at=stale)
+    SnapshotRecord.objects.filter(name=new.snapshot_name).update(fully_verified_at=recent)
+
+    run, report = run_verify(engine.host, VerifyRequest(sample_percent=0, outdated_days=30))
+
+    assert run.outcome == VerifyRun.Outcome.OK and run.files_read == 1  # the old x only
+    old_rec = SnapshotRecord.objects.get(name=old.snapshot_name)
+    new_rec = SnapshotRecord.objects.get(name=new.snapshot_name)
+    assert old_rec.fully_verified_at == run.started_at and old_rec.integrity == Integrity.VERIFIED
+    assert new_rec.fully_verified_at == recent and new_rec.integrity == Integrity.UNVERIFIED
+    assert new_rec.verified_at == run.started_at
+    assert report.snapshots[new.snapshot_name].read_all is False

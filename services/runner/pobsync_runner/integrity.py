@@ -311,7 +311,8 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
     for result in results:
         result.entries += 1
     full = any(sources[i].target.full for _, i, _ in pending)
-    if not full and rng.random() >= sample:
+    sampled = sample >= 1 or rng.random() < sample
+    if not full and not sampled:
         for result in results:
             result.read_all = False
         for _, i, entry in pending:
@@ -345,6 +346,12 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
             continue
         by_inode.setdefault((st.st_dev, st.st_ino), []).append((i, entry, dir_fd, st))
     for (dev, ino), members in by_inode.items():
+        if not sampled and not any(sources[i].target.full for i, *_ in members):
+            # Only sampled snapshots hold this inode and the sample left it out.
+            for i, entry, _, _ in members:
+                report.snapshots[sources[i].target.name].read_all = False
+                _pass(sources[i], entry, None)
+            continue
         i0, _, dir_fd, st = members[0]
         digests: dict[str, str | OSError] = {}
         for algorithm in {sources[i].algorithm for i, *_ in members}:
