@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
-from pobsync_models.models import SnapshotRecord
+from pobsync_models.models import Host, SnapshotRecord, VerifyRun
 from tests.support.factories import make_host, make_snapshot
 
 Integrity = SnapshotRecord.Integrity
@@ -58,6 +58,36 @@ def test_the_host_page_shows_each_snapshots_state_and_when_it_was_verified(staff
     assert response.content.decode().count("verified <time") == 2
     assertContains(response, "2 damaged:")
     assertContains(response, "srv/db/&lt;precious&gt;.db")  # escaped, never raw
+
+
+def test_the_host_page_and_its_json_list_the_verify_runs(staff_client, db):
+    seed(db)
+    host = Host.objects.get(name="web1")
+    VerifyRun.objects.create(
+        host=host,
+        started_at=timezone.now() - timedelta(hours=2),
+        finished_at=timezone.now() - timedelta(hours=2),
+        outcome=VerifyRun.Outcome.PROBLEMS,
+        snapshots=3,
+        files_checked=60,
+        files_read=21,
+        bytes_read=5_000_000,
+        problems=1,
+        message="3 snapshots, 60 files checked, 21 read (5.0 MB) in 1.0 s; 1 problems",
+    )
+    response = staff_client.get("/dashboard/hosts/web1/")
+    assertContains(response, '<span class="badge b-problems">problems</span>')
+    assertContains(response, "60 files checked, 21 read")
+    body = staff_client.get("/api/hosts/web1/").json()
+    (run,) = body["verify_runs"]
+    assert (run["outcome"], run["files_read"], run["problems"]) == ("problems", 21, 1)
+
+
+def test_a_never_verified_host_says_how_to_verify_it(staff_client, db):
+    make_host("web2")
+    response = staff_client.get("/dashboard/hosts/web2/")
+    assertContains(response, "Never verified.")
+    assert staff_client.get("/api/hosts/web2/").json()["verify_runs"] == []
 
 
 def test_the_api_carries_integrity_and_last_verification(staff_client, db):
