@@ -214,6 +214,8 @@ class _Source:
 
     def __init__(self, index: int, target: Target, report: Report) -> None:
         self.index, self.target = index, target
+        self.result = report.snapshots[target.name]
+        self.full = target.full
         self.reader: ManifestReader | None = None
         self.walked = False
         self.writer: ManifestWriter | None | bool = None  # False: cannot write one
@@ -307,21 +309,21 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
     if len(pending) == 1 and _single(pending[0], sources, cursors, report, throttle):
         return
     report.files_checked += len(pending)
-    results = [report.snapshots[sources[i].target.name] for _, i, _ in pending]
-    for result in results:
-        result.entries += 1
-    full = any(sources[i].target.full for _, i, _ in pending)
+    full = False
+    for _, i, _ in pending:
+        source = sources[i]
+        source.result.entries += 1
+        full = full or source.full
     sampled = sample >= 1 or rng.random() < sample
     if not full and not sampled:
-        for result in results:
-            result.read_all = False
         for _, i, entry in pending:
+            sources[i].result.read_all = False
             _pass(sources[i], entry, None)
         return
     by_inode: dict[tuple[int, int], list[tuple[int, Entry, int, os.stat_result]]] = {}
     for _, i, entry in pending:
-        source, name = sources[i], sources[i].target.name
-        result = report.snapshots[name]
+        source = sources[i]
+        name, result = source.target.name, source.result
         result.read += 1
         try:
             dir_fd, st = cursors[i].lstat(path)
@@ -346,15 +348,16 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
             continue
         by_inode.setdefault((st.st_dev, st.st_ino), []).append((i, entry, dir_fd, st))
     for (dev, ino), members in by_inode.items():
-        if not sampled and not any(sources[i].target.full for i, *_ in members):
+        if not sampled and not any(sources[i].full for i, *_ in members):
             # Only sampled snapshots hold this inode and the sample left it out.
             for i, entry, _, _ in members:
-                report.snapshots[sources[i].target.name].read_all = False
+                sources[i].result.read_all = False
                 _pass(sources[i], entry, None)
             continue
         i0, _, dir_fd, st = members[0]
         digests: dict[str, str | OSError] = {}
-        for algorithm in {sources[i].algorithm for i, *_ in members}:
+        algorithms = {sources[i].algorithm for i, *_ in members}
+        for algorithm in algorithms:
             key = (dev, ino, algorithm)
             if key in cache:
                 cache.move_to_end(key)
@@ -386,7 +389,8 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
             elif digest != entry.checksum:
                 problem = (CHANGED, f"content differs from the manifest ({source.algorithm})")
             else:
-                _pass(source, entry, digest)
+                if source.writer is not None:
+                    _pass(source, entry, digest)
                 continue
             _pass(source, entry, None)
             bad.setdefault(problem, []).append(source.target.name)

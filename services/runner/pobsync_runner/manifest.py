@@ -45,6 +45,9 @@ MAX_LINE = 16384  # a path is at most 4096 bytes; anything longer is not ours
 ALGORITHMS: dict[str, Callable[[], object]] = {"xxh128": xxhash.xxh3_128, "md5": hashlib.md5}
 DEFAULT_ALGORITHM = "xxh128"
 _HEX = re.compile(rb"^[0-9a-f]{8,128}$")
+_ENTRY_LINE = re.compile(
+    rb"(-|[0-9a-f]{8,128})\t([0-9]{1,19})\t([0-9]{1,20})\t([0-9]{1,20})\t([^\t\n]*)\Z"
+)
 
 # rsync's log line: "2026/11/30 02:55:01 [16890] " then our format.
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
@@ -220,26 +223,21 @@ class ManifestReader:
 
     @staticmethod
     def _parse(line: bytes) -> Entry | None:
-        parts = line.split(b"\t", 4)
-        if len(parts) != 5:
+        """One line (without its newline) checked in one regular-expression match."""
+        m = _ENTRY_LINE.match(line)
+        if m is None:
             return None
-        checksum, size, mtime, inode, raw = parts
-        if checksum != b"-" and not _HEX.match(checksum):
+        checksum, size, mtime, inode, raw = m.groups()
+        if len(size) == 19 and int(size) >= 1 << 63:  # beyond what any filesystem stores
             return None
-        numbers = []
-        for value in (size, mtime, inode):
-            if not value.isdigit() or len(value) > 20:
+        if b"\\" in raw:
+            try:
+                raw = unescape_path(raw)
+            except ValueError:
                 return None
-            numbers.append(int(value))
-        if numbers[0] >= 1 << 63:  # sizes beyond what any filesystem stores
+        if not safe_relative(raw):
             return None
-        try:
-            path = unescape_path(raw)
-        except ValueError:
-            return None
-        if not safe_relative(path):
-            return None
-        return Entry(path, numbers[0], numbers[1], numbers[2], checksum.decode())
+        return Entry(raw, int(size), int(mtime), int(inode), checksum.decode())
 
     def close(self) -> None:
         self.fh.close()
