@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import subprocess
 
 import pytest
+from django.core.management import call_command
 
 from pobsync_models.models import BackupRun
 from pobsync_runner.backup import run_backup
@@ -95,3 +97,12 @@ def test_a_manifest_the_base_lacks_leaves_linked_files_unknown(engine):
     _, found = entries(engine.host_dir / second.snapshot_name)
     assert found[rel(engine, "f")].checksum == UNKNOWN
     assert found[rel(engine, "g")].checksum != UNKNOWN
+
+    out = io.StringIO()
+    call_command("verify", "web1", "--snapshot", second.snapshot_name, stdout=out)
+
+    assert f"{second.snapshot_name}: manifest completed: 1 checksums added" in out.getvalue()
+    snap = engine.host_dir / second.snapshot_name
+    _, completed = entries(snap)
+    assert completed[rel(engine, "f")].checksum == xxh128sum(snap / os.fsdecode(rel(engine, "f")))
+    assert completed[rel(engine, "g")] == found[rel(engine, "g")]
