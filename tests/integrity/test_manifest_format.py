@@ -14,13 +14,13 @@ from pobsync_runner.manifest import (
     Entry,
     ManifestError,
     ManifestWriter,
-    build_manifest,
     escape_path,
     open_manifest,
     safe_relative,
     unescape_path,
     walk_files,
 )
+from pobsync_runner.manifest_build import build_manifest
 
 HOSTILE = [b"tab\there", b"new\nline", b"back\\slash", b"cr\rx", b"\xff\xfe-not-utf8", b"-"]
 

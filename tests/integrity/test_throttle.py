@@ -8,9 +8,9 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
-from pobsync_runner import integrity
-from pobsync_runner.integrity import Stopped, Throttle
+from pobsync_runner import safe_read
 from pobsync_runner.management.commands.verify import rate
+from pobsync_runner.safe_read import Stopped, Throttle
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def clock(monkeypatch):
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    monkeypatch.setattr(integrity.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(integrity.time, "sleep", sleep)
+    monkeypatch.setattr(safe_read.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(safe_read.time, "sleep", sleep)
     return now
 
 

@@ -24,7 +24,7 @@ from pobsync_runner.errors import BackupError, HostBusy
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lifecycle import StagedSnapshot, commit, interrupt, stage
 from pobsync_runner.lock import HostLock
-from pobsync_runner.manifest import transfer_log_path, write_snapshot_manifest
+from pobsync_runner.manifest_build import transfer_log_path, write_snapshot_manifest
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import Progress, describe_exit, first_error_line
 

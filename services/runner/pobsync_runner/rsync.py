@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
-from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP, transfer_log_args
+from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
+from pobsync_runner.manifest_build import transfer_log_args
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE
 from pobsync_runner.ssh import remote_prefix, rsync_rsh

@@ -33,13 +33,13 @@ from pobsync_runner.errors import BackupError
 from pobsync_runner.integrity import (
     Report,
     SnapshotResult,
-    Stopped,
     Target,
     snapshots_sharing,
     verify,
 )
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
+from pobsync_runner.safe_read import Stopped
 
 log = logging.getLogger("pobsync.verify")
 Integrity = SnapshotRecord.Integrity
