@@ -135,3 +135,16 @@ def test_an_algorithm_verify_cannot_compute_leaves_checksums_unknown(tmp_path):
     )
     assert result.algorithm == "xxh128"
     assert [e.checksum for e in read(tmp_path / "snap")] == [UNKNOWN]
+
+
+def test_the_backup_argv_asks_rsync_for_its_checksums_and_protects_the_metadata():
+    from pobsync_runner.rsync import rsync_argv
+    from tests.engine.test_rsync_argv import spec
+
+    log = Path("/backups/web1/.2026-11-30T000000Z.transfer.log")
+    argv = rsync_argv(spec(), Path("/backups/web1/x.partial"), transfer_log=log)
+    assert f"--log-file={log}" in argv and "--debug=NSTR" in argv
+    assert "--log-file-format=@pobsync|%i|%l|%C|%n" in argv
+    for name in (".pobsync-snapshot.json", MANIFEST_FILE, f"{MANIFEST_FILE}.tmp"):
+        assert f"--exclude=/{name}" in argv
+    assert not any(a.startswith("--log-file") for a in rsync_argv(spec(), Path("/d")))
