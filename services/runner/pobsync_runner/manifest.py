@@ -150,6 +150,13 @@ class ManifestWriter:
             pass
 
 
+# Snapshots that share an inode carry byte-identical lines for it (the backup copies the
+# base's line), and verify reads their manifests side by side: a line parsed for one
+# snapshot is reused for the others. Entries are immutable; the cache is bounded.
+PARSED_CACHE = 4096
+_PARSED: dict[bytes, Entry] = {}
+
+
 @dataclass
 class ManifestReader:
     """Entries of a manifest in path order. Hostile content never raises: bad lines are
@@ -196,7 +203,14 @@ class ManifestReader:
                 if self.fh.readline(1):
                     self._problem(f"line {lineno}: data after the trailer")
                 break
-            entry = self._parse(line[:-1])
+            body = line[:-1]
+            entry = _PARSED.get(body)
+            if entry is None:
+                entry = self._parse(body)
+                if entry is not None:
+                    if len(_PARSED) >= PARSED_CACHE:
+                        _PARSED.clear()
+                    _PARSED[body] = entry
             if entry is None:
                 self._problem(f"line {lineno}: not a manifest entry")
                 continue
