@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(
   python3-venv rsync openssh-server openssh-client pkg-config libmariadb-dev gcc
-  chromium docker.io docker-compose debootstrap
+  chromium docker.io docker-compose debootstrap xxhash
 )
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

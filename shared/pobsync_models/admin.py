@@ -19,6 +19,7 @@ from pobsync_models.models import (
     Schedule,
     SnapshotRecord,
     Storage,
+    VerifyRun,
     WorkerProcess,
 )
 
@@ -178,8 +179,8 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
-    list_display = ("host", "cron", "timezone", "prune", "enabled", "next_run_at")
-    list_filter = ("enabled", "prune", "timezone")
+    list_display = ("host", "kind", "cron", "timezone", "prune", "enabled", "next_run_at")
+    list_filter = ("kind", "enabled", "prune", "timezone")
     search_fields = ("host__name", "cron")
     list_select_related = ("host",)
     readonly_fields = ("next_run_at", "last_scheduled_for")
@@ -266,10 +267,28 @@ class RestoreRequestAdmin(ReadOnlyAdmin):
 
 @admin.register(SnapshotRecord)
 class SnapshotRecordAdmin(ReadOnlyAdmin):
-    list_display = ("name", "host", "state", "base_name", "bytes_total", "finished_at")
-    list_filter = ("state",)
+    list_display = (
+        "name",
+        "host",
+        "state",
+        "integrity",
+        "base_name",
+        "bytes_total",
+        "finished_at",
+        "verified_at",
+    )
+    list_filter = ("state", "integrity")
     search_fields = ("host__name", "name")
     list_select_related = ("host",)
+
+
+@admin.register(VerifyRun)
+class VerifyRunAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "host", "outcome", "snapshots", "files_read", "problems")
+    list_filter = ("outcome",)
+    search_fields = ("host__name", "message")
+    list_select_related = ("host",)
+    date_hierarchy = "started_at"
 
 
 @admin.register(WorkerProcess)

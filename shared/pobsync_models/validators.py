@@ -48,6 +48,8 @@ RSYNC_VALUE_OPTIONS: dict[str, re.Pattern[str]] = {
     "--max-size": re.compile(_SIZE),
     "--min-size": re.compile(_SIZE),
     "--chmod": re.compile(r"[ugoaDF,=+\-rwxXst0-7]+"),
+    # The manifest records what rsync negotiated; these are the ones verify can compute.
+    "--checksum-choice": re.compile(r"(auto|xxh128|md5)"),
 }
 
 

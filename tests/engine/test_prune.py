@@ -108,7 +108,7 @@ def test_the_command_shows_the_plan_with_reasons(daily, capsys):
     out = capsys.readouterr().out
     assert "host app1: policy daily=3" in out
     assert "SNAPSHOT" in out and "REASON" in out
-    assert f"{SnapshotName.for_time(NOW)}  complete  keep    daily 2026-06-10" in out
+    assert f"{SnapshotName.for_time(NOW)}  complete  unverified  keep    daily 2026-06-10" in out
     assert "prune   no rule keeps it" in out
     assert "3 keep, 7 prune" in out
     assert len(on_disk(root)) == 10

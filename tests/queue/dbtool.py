@@ -32,6 +32,7 @@ from pobsync_models.models import (  # noqa: E402
     Host,
     Schedule,
     SnapshotRecord,
+    VerifyRun,
     WorkerProcess,
 )
 
@@ -51,7 +52,7 @@ def migrate(args: dict) -> dict:
 
 def reset(args: dict) -> dict:
     Host.objects.update(running_job=None)
-    for model in (WorkerProcess, BackupRun, SnapshotRecord, BackupJob, Schedule, Host):
+    for model in (WorkerProcess, VerifyRun, BackupRun, SnapshotRecord, BackupJob, Schedule, Host):
         model.objects.all().delete()
     GlobalConfig.objects.all().delete()
     from pobsync_models.models import Storage
@@ -108,7 +109,8 @@ def seed_schedules(args: dict) -> dict:
 def enqueue(args: dict) -> dict:
     from pobsync_models.queue import enqueue as queue_enqueue
 
-    return {"job": queue_enqueue(Host.objects.get(name=args["host"])).pk}
+    kind = args.get("kind", BackupJob.Kind.BACKUP)
+    return {"job": queue_enqueue(Host.objects.get(name=args["host"]), kind=kind).pk}
 
 
 def enqueue_many(args: dict) -> dict:
@@ -145,6 +147,7 @@ def snapshot(args: dict) -> dict:
             BackupJob.objects.order_by("id"),
             "id",
             "host_id",
+            "kind",
             "state",
             "attempts",
             "worker_id",
@@ -172,7 +175,27 @@ def snapshot(args: dict) -> dict:
         ),
         "hosts": _rows(Host.objects.order_by("id"), "id", "name", "running_job_id", "lease_token"),
         "workers": _rows(WorkerProcess.objects.all(), "worker_id", "kind", "current_job_id"),
-        "snapshots": _rows(SnapshotRecord.objects.order_by("id"), "host_id", "name", "state"),
+        "snapshots": _rows(
+            SnapshotRecord.objects.order_by("id"),
+            "host_id",
+            "name",
+            "state",
+            "integrity",
+            "verified_at",
+            "fully_verified_at",
+        ),
+        "verify_runs": _rows(
+            VerifyRun.objects.order_by("id"),
+            "id",
+            "host_id",
+            "job_id",
+            "outcome",
+            "started_at",
+            "finished_at",
+            "files_read",
+            "problems",
+            "message",
+        ),
     }
 
 

@@ -26,6 +26,7 @@ def admin_client() -> Client:
 def _post(client, schedule, **changes):
     data = {
         "host": schedule.host_id,
+        "kind": schedule.kind,
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "prune": "on" if schedule.prune else "",

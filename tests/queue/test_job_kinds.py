@@ -62,9 +62,9 @@ def test_it_dispatches_on_kind_and_fails_an_unknown_kind():
         job, stop=threading.Event(), worker_id="w1", overrides={Kind.RESTORE: fake_restore}
     )
     assert result == JobResult(BackupJob.State.SUCCEEDED) and seen == [("restore", "w1")]
-    odd = BackupJob(host=web1, kind="verify", run_after=timezone.now())
+    odd = BackupJob(host=web1, kind="archive", run_after=timezone.now())
     result = execute(odd, stop=threading.Event(), worker_id="w1")
-    assert result.state == BackupJob.State.FAILED and "unknown job kind 'verify'" in result.error
+    assert result.state == BackupJob.State.FAILED and "unknown job kind 'archive'" in result.error
 
 
 def test_the_jobs_command_shows_and_filters_the_kind():

@@ -61,6 +61,18 @@ def test_it_coalesces_into_a_job_already_queued_for_the_host():
     assert schedule.next_run_at > NOW
 
 
+def test_a_queued_backup_does_not_swallow_a_verify_slot_nor_the_other_way_round():
+    host = make_host()
+    make_job(host)  # a queued backup
+    make_schedule(host, "15 2 * * *", next_run_at=SLOT, kind="verify")
+    assert tick(NOW).enqueued == 1
+    verify = BackupJob.objects.get(kind=BackupJob.Kind.VERIFY)
+    assert verify.schedule.kind == "verify" and verify.scheduled_for == SLOT
+    make_schedule(host, "15 2 * * *", next_run_at=SLOT, kind="verify")
+    result = tick(NOW)  # a second verify slot coalesces into the queued verify job
+    assert result.coalesced == 1 and result.enqueued == 0
+
+
 def test_it_skips_disabled_schedules_and_disabled_hosts():
     make_schedule(make_host(), next_run_at=SLOT, enabled=False)
     off = make_schedule(make_host(enabled=False), "15 2 * * *", next_run_at=SLOT)

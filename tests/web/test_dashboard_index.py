@@ -35,6 +35,7 @@ def test_it_summarises_hosts_runs_snapshots_queue_and_processes(staff_client, de
         "pruned": 1,
         "superseded": 0,
         "missing": 0,
+        "corrupt": 0,
     }
     assert (ctx["queue"].queued, ctx["queue"].running) == (3, 1)
     assertContains(response, "63%")  # the running backup's progress

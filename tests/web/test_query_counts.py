@@ -12,12 +12,12 @@ from tests.support.webdata import seed_many
 # route -> queries, including the 2 of the session and the user behind staff access.
 EXPECTED = {
     "/dashboard/": 16,  # + 2 for the storages table (storages.storage_summaries)
-    "/dashboard/hosts/h00003/": 11,
+    "/dashboard/hosts/h00003/": 12,
     "/dashboard/queue/": 10,  # + 3 for why queued jobs wait (storages.wait_reasons)
     "/api/": 2,
     "/api/status/": 7,
     "/api/hosts/": 7,
-    "/api/hosts/h00003/": 11,
+    "/api/hosts/h00003/": 12,
     "/api/snapshots/": 5,
     "/api/snapshots/?host=h00003": 6,
     "/api/runs/": 5,

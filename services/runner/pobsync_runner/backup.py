@@ -37,6 +37,7 @@ from pobsync_runner.lifecycle import (
     stage,
 )
 from pobsync_runner.lock import HostLock
+from pobsync_runner.manifest_build import transfer_log_path, write_snapshot_manifest
 from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
 from pobsync_runner.rsync_output import (
     HOST_KEY_CAUSE,
@@ -191,11 +192,13 @@ def _started_backup(
     if refused is not None:
         return refused
 
+    transfer_log = transfer_log_path(spec.host_dir, staged.record.name)
     argv = rsync_argv(
         spec,
         staged.staging,
         link_dest=Path(staged.base.path) if staged.base else None,
         seeded=staged.seed is not None,
+        transfer_log=transfer_log,
     )
     log.debug("backup %s: %s", host.name, argv)
 
@@ -213,21 +216,24 @@ def _started_backup(
 
     proc = RsyncProcess(argv, pass_fds=(lock.fd,) if lock.fd is not None else ())
     try:
-        result = proc.run(
-            stop=stop, on_progress=report, progress_interval=PROGRESS_INTERVAL_SECONDS
-        )
-    except OSError as exc:  # rsync missing or not executable
-        interrupt(staged, None, proc.parser.stats, timezone.now())
-        return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
-    if progress is not None:
-        progress(result.progress)
-    dumps = None
-    if not result.stopped and (
-        result.returncode == 0 or result.returncode in spec.warning_exit_codes
-    ):
-        dumps = _take_dumps(spec, run, staged, stop)
-        result.stopped = dumps.stopped
-    return _conclude(host, spec, run, staged, result, prune, lock, dumps)
+        try:
+            result = proc.run(
+                stop=stop, on_progress=report, progress_interval=PROGRESS_INTERVAL_SECONDS
+            )
+        except OSError as exc:  # rsync missing or not executable
+            interrupt(staged, None, proc.parser.stats, timezone.now())
+            return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
+        if progress is not None:
+            progress(result.progress)
+        dumps = None
+        if not result.stopped and (
+            result.returncode == 0 or result.returncode in spec.warning_exit_codes
+        ):
+            dumps = _take_dumps(spec, run, staged, stop)
+            result.stopped = dumps.stopped
+        return _conclude(host, spec, run, staged, result, prune, lock, transfer_log, dumps)
+    finally:
+        transfer_log.unlink(missing_ok=True)
 
 
 def _conclude(
@@ -238,6 +244,7 @@ def _conclude(
     result: RsyncResult,
     prune: bool,
     lock: HostLock,
+    transfer_log: Path,
     dumps: DumpsOutcome | None = None,
 ) -> BackupRun:
     now = timezone.now()
@@ -270,12 +277,13 @@ def _conclude(
         _db(lambda: interrupt(staged, code, result.stats, now))
         message = f"{dumps.error}; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
+    manifest_note = write_snapshot_manifest(staged.staging, staged.base, transfer_log)
     try:
         _db(lambda: commit(staged, code, result.stats, now))
     except OSError as exc:
         return _finish(run, Outcome.FAILED, f"cannot commit the snapshot: {exc}", tail)
     _test_pause_after_commit()
-    outcome, notes = Outcome.SUCCESS, []
+    outcome, notes = Outcome.SUCCESS, [manifest_note]
     if code != 0:
         outcome = Outcome.WARNING
         detail = first_error_line(result.stderr_tail)

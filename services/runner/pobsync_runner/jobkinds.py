@@ -5,6 +5,7 @@ they do; this module is the one place that maps `BackupJob.kind` to an executor:
 
     backup   pobsync_runner.backup.backup_job
     restore  pobsync_runner.restore.restore_job
+    verify   pobsync_runner.verify.verify_job
 
 Every executor has the same contract: it takes the claimed job (its kind's payload in
 typed fields), a stop event it polls at least once a second, and the worker id; it
@@ -39,6 +40,7 @@ Executor = Callable[..., JobResult]
 EXECUTORS: dict[str, str] = {
     Kind.BACKUP: "pobsync_runner.backup.backup_job",
     Kind.RESTORE: "pobsync_runner.restore.restore_job",
+    Kind.VERIFY: "pobsync_runner.verify.verify_job",
 }
 
 

@@ -61,8 +61,12 @@ class StagedSnapshot:
 def newest_complete(host: Host, host_dir: Path | None = None) -> SnapshotRecord | None:
     """The newest complete snapshot whose directory is really there (and, given
     host_dir, in it: a host moved to another storage links against nothing left on the
-    old one, since hard links cannot cross filesystems)."""
-    for record in host.snapshots.filter(state=State.COMPLETE).order_by("-name").iterator():
+    old one, since hard links cannot cross filesystems), and which is not known to be
+    corrupt: a damaged inode must never be linked into the next snapshot."""
+    complete = host.snapshots.filter(state=State.COMPLETE).exclude(
+        integrity=SnapshotRecord.Integrity.CORRUPT
+    )
+    for record in complete.order_by("-name").iterator():
         path = Path(record.path)
         if (host_dir is None or path.parent == host_dir) and path.is_dir():
             return record

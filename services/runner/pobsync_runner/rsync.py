@@ -27,6 +27,8 @@ from pathlib import Path
 
 from pobsync_models.specs import HostSpec
 from pobsync_runner.dumps import DUMPS_DIR
+from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
+from pobsync_runner.manifest_build import transfer_log_args
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
@@ -38,12 +40,19 @@ _PR_SET_PDEATHSIG = 1
 
 
 def rsync_argv(
-    spec: HostSpec, dest: Path, *, link_dest: Path | None = None, seeded: bool = False
+    spec: HostSpec,
+    dest: Path,
+    *,
+    link_dest: Path | None = None,
+    seeded: bool = False,
+    transfer_log: Path | None = None,
 ) -> list[str]:
     """The full rsync command for one snapshot run.
 
     `seeded`: dest already holds a partial from an interrupted run, so rsync must also
     delete what is no longer on the source (or is now excluded) to make it exact.
+    `transfer_log`: where rsync writes each transferred file's checksum (the manifest's
+    source; pobsync_runner.manifest), outside the snapshot so --delete-excluded spares it.
     """
     argv = [
         "rsync",
@@ -62,8 +71,10 @@ def rsync_argv(
     argv += partial_dir_args(spec, dest)
     if seeded:
         argv += ["--delete", "--delete-excluded"]
-    # The snapshot's own metadata file can never come from the remote.
-    argv.append(f"--exclude=/{METADATA_FILE}")
+    if transfer_log is not None:
+        argv += transfer_log_args(transfer_log)
+    # The snapshot's own metadata files can never come from the remote.
+    argv += [f"--exclude=/{name}" for name in (METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP)]
     # Nor can the dumps directory: only the dump commands write there (dumps.py).
     argv.append(f"--exclude=/{DUMPS_DIR}")
     if spec.bwlimit:  # before the host's own options: an explicit --bwlimit there wins

@@ -11,8 +11,8 @@ Invariants:
   act on them; the unique key is the backstop when they overlap partly.
 - A schedule whose slots passed while no scheduler ran gets one job for the latest
   passed slot (catch-up), not one per missed slot.
-- A host that already has a queued job gets no second one: the slot is coalesced into
-  the waiting job (next_run_at still advances).
+- A host that already has a queued job of the same kind gets no second one: the slot
+  is coalesced into the waiting job (next_run_at still advances).
 - Disabled schedules are not read; a due schedule of a disabled host advances without a
   job, so enabling the host later does not fire a catch-up.
 - next_run_at NULL (new, edited, imported from YAML) is computed here from `now`.
@@ -86,9 +86,19 @@ class Due(NamedTuple):
     timezone: str
     next_run_at: datetime
     prune: bool
+    kind: str
 
 
-DUE_FIELDS = ("pk", "host_id", "host__enabled", "cron", "timezone", "next_run_at", "prune")
+DUE_FIELDS = (
+    "pk",
+    "host_id",
+    "host__enabled",
+    "cron",
+    "timezone",
+    "next_run_at",
+    "prune",
+    "kind",
+)
 
 
 class _Plans:
@@ -162,7 +172,7 @@ class JobRows:
     statement): a duplicate slot raises IntegrityError like any insert, never ignored.
     """
 
-    VARYING = ("host", "schedule", "scheduled_for", "run_after", "prune")
+    VARYING = ("host", "schedule", "scheduled_for", "run_after", "prune", "kind")
 
     def __init__(self) -> None:
         fields = [f for f in BackupJob._meta.concrete_fields if not f.primary_key]
@@ -201,6 +211,7 @@ class JobRows:
         values[self.index["scheduled_for"]] = self._prepared("scheduled_for", slot)
         values[self.index["run_after"]] = self._prepared("run_after", slot)
         values[self.index["prune"]] = self._prepared("prune", schedule.prune)
+        values[self.index["kind"]] = self._prepared("kind", schedule.kind)
         return tuple(values)
 
     def insert(self, rows: list[tuple]) -> None:
@@ -243,13 +254,15 @@ def existing_slots(pairs: Iterable[tuple[int, datetime]]) -> set[tuple[int, date
     )
 
 
-def _hosts_with_queued_job(host_ids: set[int]) -> set[int]:
+def _hosts_with_queued_job(host_ids: set[int]) -> set[tuple[int, str]]:
+    """(host id, kind) pairs with a queued job: a queued backup does not swallow a
+    verification slot, nor the other way round."""
     if not host_ids:
         return set()
     return set(
         BackupJob.objects.filter(state=BackupJob.State.QUEUED, host_id__in=host_ids)
         .order_by()
-        .values_list("host_id", flat=True)
+        .values_list("host_id", "kind")
         .distinct()
     )
 
@@ -285,7 +298,7 @@ def _insert(jobs: JobRows, pending: list[tuple[Due, datetime]], outcomes: dict) 
 def _enqueue_chunk(jobs: JobRows, chunk: list[tuple[Due, SchedulePlan]]) -> dict[str, list]:
     """One transaction for a chunk: advance each schedule, then insert the jobs of the
     due slots this scheduler advanced, minus slots already enqueued and hosts that
-    already have a queued job (one job per host: later slots coalesce into it)."""
+    already have a queued job of that kind (later slots coalesce into it)."""
     outcomes: dict[str, list] = {name: [] for name in OUTCOMES}
     with transaction.atomic():
         advanced = _advance(chunk, outcomes)
@@ -303,10 +316,10 @@ def _enqueue_chunk(jobs: JobRows, chunk: list[tuple[Due, SchedulePlan]]) -> dict
         for schedule, slot in wanted:
             if (schedule.pk, slot) in existing:
                 outcomes["already_enqueued"].append(schedule)
-            elif schedule.host_id in busy:
+            elif (schedule.host_id, schedule.kind) in busy:
                 outcomes["coalesced"].append(schedule)
             else:
-                busy.add(schedule.host_id)
+                busy.add((schedule.host_id, schedule.kind))
                 pending.append((schedule, slot))
         if pending:
             _insert(jobs, pending, outcomes)

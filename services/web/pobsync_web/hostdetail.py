@@ -8,11 +8,20 @@ from datetime import datetime
 
 from django.http import Http404
 
-from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host, Schedule, SnapshotRecord
+from pobsync_models.models import (
+    BackupJob,
+    BackupRun,
+    GlobalConfig,
+    Host,
+    Schedule,
+    SnapshotRecord,
+    VerifyRun,
+)
 from pobsync_models.specs import RETENTION_FIELDS, default_key_path
 from pobsync_web.overview import HostRow, host_rows, with_progress
 
 RECENT_RUNS = 20
+RECENT_VERIFY_RUNS = 5
 PRESENT_SNAPSHOTS = 100
 HISTORY_SNAPSHOTS = 20
 PRESENT_STATES = (SnapshotRecord.State.COMPLETE, SnapshotRecord.State.PARTIAL)
@@ -38,6 +47,7 @@ class HostDetail:
     present_snapshots: list[SnapshotRecord]
     history_snapshots: list[SnapshotRecord]
     snapshot_counts: dict[str, int]
+    verify_runs: list[VerifyRun]
 
     @property
     def host(self) -> Host:
@@ -98,4 +108,5 @@ def load_host_detail(name: str, now: datetime) -> HostDetail:
             snapshots.exclude(state__in=PRESENT_STATES).order_by("-name")[:HISTORY_SNAPSHOTS]
         ),
         snapshot_counts=row.snapshots,
+        verify_runs=list(host.verify_runs.order_by("-started_at", "-id")[:RECENT_VERIFY_RUNS]),
     )

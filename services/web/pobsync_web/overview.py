@@ -226,9 +226,22 @@ def run_counts_since(since: datetime) -> dict[str, int]:
 
 
 def snapshot_totals() -> dict[str, int]:
-    """{state: count} over all snapshot records: one GROUP BY over snapshot_state_idx
+    """{state: count} over all snapshot records, plus "corrupt": complete snapshots that
+    verification found damaged (the attention bar). One GROUP BY over snapshot_state_idx
     (13 ms on SQLite, 26 ms on MariaDB at 100,000 records)."""
-    return count_by(SnapshotRecord.objects.all(), "state", SnapshotRecord.State)
+    counts = {str(value): 0 for value in SnapshotRecord.State.values}
+    counts["corrupt"] = 0
+    corrupt = Q(integrity=SnapshotRecord.Integrity.CORRUPT)
+    rows = (
+        SnapshotRecord.objects.order_by()
+        .values_list("state")
+        .annotate(n=Count("pk"), bad=Count("pk", filter=corrupt))
+    )
+    for state, n, bad in rows:
+        counts[state] = n
+        if state == SnapshotRecord.State.COMPLETE:
+            counts["corrupt"] = bad
+    return counts
 
 
 @dataclass(frozen=True)

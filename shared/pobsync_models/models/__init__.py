@@ -18,6 +18,7 @@ from pobsync_models.models.runs import BackupRun
 from pobsync_models.models.schedules import Schedule
 from pobsync_models.models.snapshots import SnapshotRecord
 from pobsync_models.models.storages import Storage, StorageSample
+from pobsync_models.models.verify import VerifyRun
 from pobsync_models.models.workers import WorkerProcess
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "SnapshotRecord",
     "Storage",
     "StorageSample",
+    "VerifyRun",
     "WorkerProcess",
 ]

@@ -83,6 +83,15 @@ class GlobalConfig(RetentionFields):
         validators=[validate_bwlimit],
         help_text="Default rsync --bwlimit with a unit, e.g. 20M; empty: no limit.",
     )
+    # Scheduled verification (verify jobs): every snapshot not read in full for this many
+    # days is read in full, so each inode is re-read at least that often; the other
+    # snapshots' files are sampled at verify_sample_percent.
+    verify_outdated_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1)]
+    )
+    verify_sample_percent = models.FloatField(
+        default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)]
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -16,6 +16,7 @@ class BackupJob(models.Model):
     class Kind(models.TextChoices):
         BACKUP = "backup"
         RESTORE = "restore"
+        VERIFY = "verify"  # no payload: the rule is read when it runs (GlobalConfig.verify_*)
 
     class State(models.TextChoices):
         QUEUED = "queued"

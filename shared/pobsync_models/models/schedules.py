@@ -12,6 +12,12 @@ class Schedule(models.Model):
     host = models.ForeignKey(
         "pobsync_models.Host", on_delete=models.CASCADE, related_name="schedules"
     )
+    # What the scheduler enqueues: a backup, or a verification of the host's snapshots.
+    kind = models.CharField(
+        max_length=16,
+        choices=[("backup", "Backup"), ("verify", "Verify")],
+        default="backup",
+    )
     cron = models.CharField(max_length=128, validators=[validate_cron])
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     prune = models.BooleanField(default=False)
@@ -26,4 +32,5 @@ class Schedule(models.Model):
         indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due_idx")]
 
     def __str__(self) -> str:
-        return f"{self.host.name}: {self.cron} ({self.timezone})"
+        kind = "" if self.kind == "backup" else f" {self.kind}"
+        return f"{self.host.name}{kind}: {self.cron} ({self.timezone})"

@@ -19,6 +19,11 @@ class SnapshotRecord(models.Model):
         SUPERSEDED = "superseded"
         MISSING = "missing"
 
+    class Integrity(models.TextChoices):
+        UNVERIFIED = "unverified"
+        VERIFIED = "verified"
+        CORRUPT = "corrupt"
+
     host = models.ForeignKey(
         "pobsync_models.Host", on_delete=models.CASCADE, related_name="snapshots"
     )
@@ -50,6 +55,18 @@ class SnapshotRecord(models.Model):
     discovered_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     pruned_at = models.DateTimeField(null=True, blank=True)
+
+    # What verification knows about the bytes (pobsync_runner.verify). `verified_at` is
+    # the last run that checked any of its files, `fully_verified_at` the last that read
+    # every file (the "outdated after N days" rule); `corrupt_paths` holds the first few
+    # damaged paths for the host page and a restore's warning.
+    integrity = models.CharField(
+        max_length=16, choices=Integrity.choices, default=Integrity.UNVERIFIED
+    )
+    verified_at = models.DateTimeField(null=True, blank=True)
+    fully_verified_at = models.DateTimeField(null=True, blank=True)
+    corrupt_files = models.PositiveIntegerField(default=0)
+    corrupt_paths = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["host__name", "-name"]

@@ -73,6 +73,9 @@ SNAPSHOT_FIELDS = (
     "added_inodes",
     "exclusive_bytes",
     "exclusive_inodes",
+    "integrity",
+    "verified_at",
+    "corrupt_files",
 )
 
 
@@ -101,7 +104,7 @@ def _host_second(row: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, A
 
 def snapshot(row: Mapping[str, Any]) -> dict[str, Any]:
     out = _host_second(row, SNAPSHOT_FIELDS)
-    for key in ("started_at", "finished_at", "pruned_at"):
+    for key in ("started_at", "finished_at", "pruned_at", "verified_at"):
         out[key] = iso(out[key])
     return out
 

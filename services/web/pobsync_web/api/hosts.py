@@ -94,6 +94,7 @@ def host_detail(request: HttpRequest, name: str) -> JsonResponse:
             "schedules": [
                 {
                     "id": s.pk,
+                    "kind": s.kind,
                     "cron": s.cron,
                     "timezone": s.timezone,
                     "prune": s.prune,
@@ -106,6 +107,22 @@ def host_detail(request: HttpRequest, name: str) -> JsonResponse:
             "running_job": _running(detail.running_job),
             "recent_runs": [_run_row(run, host) for run in detail.recent_runs],
             "snapshot_counts": detail.snapshot_counts,
+            "verify_runs": [
+                {
+                    "id": v.pk,
+                    "outcome": v.outcome,
+                    "started_at": encode.iso(v.started_at),
+                    "finished_at": encode.iso(v.finished_at),
+                    "snapshots": v.snapshots,
+                    "sample_percent": v.sample_percent,
+                    "files_checked": v.files_checked,
+                    "files_read": v.files_read,
+                    "bytes_read": v.bytes_read,
+                    "problems": v.problems,
+                    "message": v.message,
+                }
+                for v in detail.verify_runs
+            ],
             "snapshots_url": f"/api/snapshots/?host={host.name}",
             "runs_url": f"/api/runs/?host={host.name}",
         }

@@ -29,6 +29,18 @@ class Command(PobsyncCommand):
         parser.add_argument(
             "--max-running-jobs", type=int, help="jobs running at once, 0 for no limit"
         )
+        parser.add_argument(
+            "--verify-outdated-days",
+            type=int,
+            metavar="N",
+            help="verify jobs read in full every snapshot not fully read for N days (30)",
+        )
+        parser.add_argument(
+            "--verify-sample-percent",
+            type=float,
+            metavar="P",
+            help="verify jobs read this share of the other snapshots' files (5)",
+        )
         add_keep_arguments(parser, inherit=False)
         add_hook_arguments(parser, host=False)
 
@@ -43,6 +55,8 @@ class Command(PobsyncCommand):
             "connect_timeout": "connect_timeout",
             "rsync_timeout": "rsync_timeout",
             "max_running_jobs": "max_running_jobs",
+            "verify_outdated_days": "verify_outdated_days",
+            "verify_sample_percent": "verify_sample_percent",
         }
         for option, field in mapping.items():
             if opts[option] is not None:

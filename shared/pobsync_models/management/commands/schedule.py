@@ -14,7 +14,10 @@ from pobsync_models.validators import validate_cron, validate_timezone
 
 
 class Command(PobsyncCommand):
-    help = "Create or update a host's backup schedule (cron in the schedule's time zone)."
+    help = (
+        "Create or update a host's backup schedule, or with --verify its verification "
+        "schedule (cron in the schedule's time zone)."
+    )
     cli_name = "schedule"
     cli_group = GROUP_QUEUE
 
@@ -22,6 +25,11 @@ class Command(PobsyncCommand):
         parser.add_argument("host", help="host name (see `pobsync hosts`)")
         parser.add_argument("--cron", help='5-field cron expression, e.g. "15 2 * * *"')
         parser.add_argument("--timezone", help="IANA time zone the cron is read in (default UTC)")
+        parser.add_argument(
+            "--verify",
+            action="store_true",
+            help="the host's verification schedule (verify jobs), not its backup schedule",
+        )
         prune = parser.add_mutually_exclusive_group()
         prune.add_argument(
             "--prune", dest="prune", action="store_true", default=None, help="apply retention"
@@ -33,18 +41,22 @@ class Command(PobsyncCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         host = get_host(opts["host"])
-        schedules = list(Schedule.objects.filter(host=host).order_by("id"))
+        kind = "verify" if opts["verify"] else "backup"
+        if opts["verify"] and opts["prune"] is not None:
+            raise CommandError("--prune is for backup schedules, not with --verify")
+        what = "verify schedule" if opts["verify"] else "schedule"
+        schedules = list(Schedule.objects.filter(host=host, kind=kind).order_by("id"))
         if len(schedules) > 1:
             # Several schedules per host are possible (admin); this command edits one.
             raise CommandError(
-                f"host {host.name} has {len(schedules)} schedules; edit them in the admin "
+                f"host {host.name} has {len(schedules)} {what}s; edit them in the admin "
                 "(/admin/pobsync_models/schedule/) or delete all but one"
             )
         schedule = schedules[0] if schedules else None
         if schedule is None and not opts["cron"]:
-            raise CommandError(f"host {host.name} has no schedule yet: give --cron")
+            raise CommandError(f"host {host.name} has no {what} yet: give --cron")
         created = schedule is None
-        schedule = schedule or Schedule(host=host)
+        schedule = schedule or Schedule(host=host, kind=kind)
         old = (schedule.cron, schedule.timezone, schedule.enabled)
         try:
             if opts["cron"] is not None:
@@ -75,8 +87,9 @@ class Command(PobsyncCommand):
             schedule.save()
         verb = "created" if created else "updated"
         when = schedule.next_run_at.isoformat() if schedule.next_run_at else "-"
+        what = "verify schedule" if kind == "verify" else "schedule"
+        prune = "" if kind == "verify" else f"prune {'yes' if schedule.prune else 'no'}, "
         self.stdout.write(
-            f"schedule {verb} for {host.name}: {schedule.cron} ({schedule.timezone}), "
-            f"prune {'yes' if schedule.prune else 'no'}, "
-            f"{'enabled' if schedule.enabled else 'disabled'}, next run {when}"
+            f"{what} {verb} for {host.name}: {schedule.cron} ({schedule.timezone}), "
+            f"{prune}{'enabled' if schedule.enabled else 'disabled'}, next run {when}"
         )

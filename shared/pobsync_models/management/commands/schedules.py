@@ -40,9 +40,10 @@ class Command(PobsyncCommand):
             rows.append(
                 (
                     s.host.name,
+                    s.kind,
                     s.cron,
                     s.timezone,
-                    "yes" if s.prune else "no",
+                    ("yes" if s.prune else "no") if s.kind == "backup" else "",
                     ("yes" if s.host.enabled else "no (host disabled)") if s.enabled else "no",
                     next_run.strftime("%Y-%m-%d %H:%M UTC") + note if next_run else note,
                     _local(next_run, s.timezone) if next_run and s.timezone != "UTC" else "",
@@ -50,6 +51,7 @@ class Command(PobsyncCommand):
             )
         self.stdout.write(
             format_table(
-                ("host", "cron", "timezone", "prune", "enabled", "next run", "local"), rows
+                ("host", "kind", "cron", "timezone", "prune", "enabled", "next run", "local"),
+                rows,
             )
         )

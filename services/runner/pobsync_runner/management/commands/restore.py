@@ -15,6 +15,7 @@ from pobsync_models.models import BackupJob, RestoreRequest, WorkerProcess
 from pobsync_models.queue import cancel
 from pobsync_models.restores import RestoreAsk, RestoreError, request_restore
 from pobsync_models.units import format_bytes
+from pobsync_runner.verify import corrupt_warning
 
 POLL_SECONDS = 0.5
 RUNNER_HINT_AFTER = 10.0  # seconds queued before saying that no runner is up
@@ -87,6 +88,9 @@ class Command(PobsyncCommand):
         except RestoreError as exc:
             raise CommandError(str(exc)) from None
         request = job.restore
+        damaged = corrupt_warning(request.snapshot) if request.snapshot else ""
+        if damaged:  # said before the copy starts, so the operator can pick another
+            self.stderr.write(f"warning: {damaged}")
         self.stdout.write(
             f"restore job {job.pk} queued: {host.name}/{request.snapshot_name} "
             f"{' '.join(request.paths)} -> {request.target_label}"

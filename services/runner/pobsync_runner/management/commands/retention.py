@@ -60,7 +60,7 @@ class Command(PobsyncCommand):
         )
         if not (opts["apply"] and opts["yes"]):
             plan = plan_for_host(host, spec, now)
-            self.show(host.name, policy or "none (keeps everything)", plan, _exclusive(host))
+            self.show(host, policy or "none (keeps everything)", plan, _exclusive(host))
             if opts["apply"]:
                 self.stdout.write("dry run: add --yes to delete the snapshots marked prune")
             return
@@ -72,7 +72,7 @@ class Command(PobsyncCommand):
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"retention of {host.name} stopped: {exc}") from None
-        self.show(host.name, policy or "none (keeps everything)", result.plan, shown)
+        self.show(host, policy or "none (keeps everything)", result.plan, shown)
         for name in result.deleted:
             self.stdout.write(f"deleted {name}")
         self.stdout.write(result.summary())
@@ -83,13 +83,24 @@ class Command(PobsyncCommand):
                 f"(disk use of {host.name}: {format_bytes(before)} -> {format_bytes(after)})"
             )
 
-    def show(self, host: str, policy: str, plan, exclusive: dict[str, int | None]) -> None:
-        self.stdout.write(f"host {host}: policy {policy}")
+    def show(self, host, policy: str, plan, exclusive: dict[str, int | None]) -> None:
+        self.stdout.write(f"host {host.name}: policy {policy}")
         if not plan:
             self.stdout.write("no snapshots recorded (run `pobsync discover-snapshots`?)")
             return
-        rows = [(d.name, d.state, d.action, d.reason, _frees(d, exclusive)) for d in plan]
-        self.stdout.write(format_table(["snapshot", "state", "action", "reason", "frees"], rows))
+        integrity = {
+            name: (state, files)
+            for name, state, files in host.snapshots.filter(
+                name__in=[d.name for d in plan]
+            ).values_list("name", "integrity", "corrupt_files")
+        }
+        rows = []
+        for d in plan:
+            state, files = integrity.get(d.name, ("", 0))
+            shown = f"corrupt ({files} files)" if state == "corrupt" else state
+            rows.append((d.name, d.state, shown, d.action, d.reason, _frees(d, exclusive)))
+        headers = ["snapshot", "state", "integrity", "action", "reason", "frees"]
+        self.stdout.write(format_table(headers, rows))
         pruned = [d for d in plan if not d.keep]
         line = f"{len(plan) - len(pruned)} keep, {len(pruned)} prune"
         known = [exclusive.get(d.name) for d in pruned]
@@ -97,6 +108,12 @@ class Command(PobsyncCommand):
             # Files shared only among snapshots pruned together are freed too.
             line += f"; frees at least {format_bytes(sum(known))}"
         self.stdout.write(line)
+        corrupt = [d.name for d in plan if integrity.get(d.name, ("", 0))[0] == "corrupt"]
+        if corrupt:
+            self.stdout.write(
+                f"corrupt: {', '.join(corrupt)} (never a backup's base; "
+                f"`pobsync verify {host.name}` names the files)"
+            )
 
 
 def _exclusive(host) -> dict[str, int | None]:

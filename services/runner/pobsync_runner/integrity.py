@@ -1,0 +1,399 @@
+"""Re-reading snapshots against their manifests, each inode once. No database here.
+
+The manifests of every snapshot in a run are merged by path (each is sorted), so the
+entries for one path in all snapshots arrive together; rsync's --link-dest shares inodes
+at the same path, so grouping a path's entries by their inode on disk reads every shared
+inode exactly once and applies the verdict to every snapshot that holds it. A small
+cache of recent inodes covers hard links at different paths (rsync -H). Memory is flat in
+file count: one entry per snapshot, a directory descriptor per snapshot, the cache.
+
+Snapshot content is hostile: every manifest path is checked (relative, no `..`) and read
+through pobsync_runner.safe_read, which never follows a symlink planted in a snapshot.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import os
+import random
+import stat
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pobsync_runner.manifest import (
+    DEFAULT_ALGORITHM,
+    UNKNOWN,
+    Entry,
+    ManifestError,
+    ManifestReader,
+    ManifestWriter,
+    display_path,
+    open_manifest,
+    walk_files,
+)
+from pobsync_runner.safe_read import DirCursor, Stopped, Throttle, hash_file
+
+INODE_CACHE = 4096
+MAX_FINDINGS = 1000  # kept for display; the counts are always exact
+
+MISSING, CHANGED, UNREADABLE, MANIFEST = "missing", "changed", "unreadable", "manifest"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    path: Path
+    full: bool = True  # read every file; otherwise a sample
+
+
+@dataclass
+class Finding:
+    kind: str  # missing | changed | unreadable | manifest
+    path: str  # for display (escaped); "" for a manifest-wide problem
+    detail: str
+    snapshots: list[str]
+    raw_path: bytes = b""
+    inode: tuple[int, int] | None = None  # the damaged inode, when there is one
+
+    def line(self) -> str:
+        where = f" {self.path}" if self.path else ""
+        return f"{self.kind.upper()}{where}: {self.detail} (in {', '.join(self.snapshots)})"
+
+
+@dataclass
+class SnapshotResult:
+    name: str
+    entries: int = 0
+    read: int = 0
+    read_all: bool = True
+    problems: int = 0
+    problem_paths: list[str] = field(default_factory=list)
+    manifest_note: str = ""  # completed, rebuilt, or why not
+
+    def damaged(self, path: str) -> None:
+        self.problems += 1
+        if len(self.problem_paths) < 50 and path not in self.problem_paths:
+            self.problem_paths.append(path)
+
+
+@dataclass
+class Report:
+    snapshots: dict[str, SnapshotResult]
+    findings: list[Finding] = field(default_factory=list)
+    problems: int = 0
+    files_checked: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+
+    def add(self, finding: Finding) -> None:
+        self.problems += 1
+        if len(self.findings) < MAX_FINDINGS:
+            self.findings.append(finding)
+
+
+class _Source:
+    """One snapshot's entries: its manifest, or a walk when it has none yet."""
+
+    def __init__(self, index: int, target: Target, report: Report) -> None:
+        self.index, self.target = index, target
+        self.result = report.snapshots[target.name]
+        self.full = target.full
+        self.reader: ManifestReader | None = None
+        self.walked = False
+        self.writer: ManifestWriter | None | bool = None  # False: cannot write one
+        self.fills = 0
+        self.note = ""
+        self.completable = True  # a damaged manifest stays as evidence, never rewritten
+        try:
+            self.reader = open_manifest(target.path)
+            self.algorithm = self.reader.algorithm
+        except ManifestError as exc:
+            self.algorithm = DEFAULT_ALGORITHM
+            if str(exc) != "no manifest":
+                self.completable = False
+                report.add(Finding(MANIFEST, "", str(exc), [target.name]))
+                report.snapshots[target.name].damaged("(manifest)")
+            self.walked = True
+
+    def entries(self) -> Iterator[tuple[bytes, int, Entry]]:
+        if self.reader is not None:
+            for entry in self.reader:
+                yield entry.path, self.index, entry
+        else:
+            for path, st in walk_files(self.target.path):
+                yield path, self.index, Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, UNKNOWN)
+
+
+def verify(
+    targets: list[Target],
+    *,
+    sample: float = 1.0,
+    max_rate: int | None = None,
+    stop: threading.Event | None = None,
+    rng: random.Random | None = None,
+    complete_manifests: bool = True,
+) -> Report:
+    """Verify `targets` (snapshots of one host); `sample` is the fraction of paths read in
+    the targets that are not `full`. Manifests with unknown checksums (or none at all)
+    are completed from what was read when every one of their files was read."""
+    rng = rng or random.Random()  # noqa: S311  (sampling, not security)
+    report = Report({t.name: SnapshotResult(t.name) for t in targets})
+    started = time.monotonic()
+    throttle = Throttle(max_rate, stop)
+    sources = [_Source(i, t, report) for i, t in enumerate(targets)]
+    cursors: list[DirCursor | None] = []
+    for source in sources:
+        try:
+            cursors.append(DirCursor(source.target.path))
+        except OSError as exc:
+            cursors.append(None)
+            name = source.target.name
+            report.add(Finding(MISSING, "", f"snapshot directory: {exc.strerror}", [name]))
+            report.snapshots[name].damaged("(snapshot directory)")
+    cache: OrderedDict[tuple[int, int, str], str] = OrderedDict()
+    streams = [s.entries() for s, c in zip(sources, cursors, strict=True) if c is not None]
+    pending: list[tuple[bytes, int, Entry]] = []
+    try:
+        for item in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+            if pending and pending[0][0] != item[0]:
+                _group(pending, sources, cursors, report, throttle, cache, sample, rng)
+                pending = []
+            pending.append(item)
+        if pending:
+            _group(pending, sources, cursors, report, throttle, cache, sample, rng)
+        for source in sources:
+            if source.reader is not None:
+                result = report.snapshots[source.target.name]
+                for problem in source.reader.problems:
+                    report.add(Finding(MANIFEST, "", problem, [source.target.name]))
+                    result.damaged("(manifest)")
+                extra = source.reader.problem_count - len(source.reader.problems)
+                if extra:
+                    more = f"{extra} more bad lines"
+                    report.add(Finding(MANIFEST, "", more, [source.target.name]))
+        if complete_manifests:
+            _finish_manifests(sources, report)
+    finally:
+        for source in sources:
+            if source.reader is not None:
+                source.reader.close()
+            if isinstance(source.writer, ManifestWriter):
+                source.writer.abort()
+        for cursor in cursors:
+            if cursor is not None:
+                cursor.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> None:
+    path = pending[0][0]
+    if len(pending) == 1 and _single(pending[0], sources, cursors, report, throttle):
+        return
+    report.files_checked += len(pending)
+    full = False
+    for _, i, _ in pending:
+        source = sources[i]
+        source.result.entries += 1
+        full = full or source.full
+    sampled = sample >= 1 or rng.random() < sample
+    if not full and not sampled:
+        for _, i, entry in pending:
+            sources[i].result.read_all = False
+            _pass(sources[i], entry, None)
+        return
+    by_inode: dict[tuple[int, int], list[tuple[int, Entry, int, os.stat_result]]] = {}
+    for _, i, entry in pending:
+        source = sources[i]
+        name, result = source.target.name, source.result
+        result.read += 1
+        try:
+            dir_fd, st = cursors[i].lstat(path)
+        except OSError as exc:
+            kind = MISSING if exc.errno in (errno.ENOENT, errno.ENOTDIR) else CHANGED
+            if exc.errno == errno.ELOOP:
+                detail = "a directory on its path was replaced by a symlink"
+            elif kind == MISSING:
+                detail = "no longer in the snapshot"
+            else:
+                kind, detail = UNREADABLE, exc.strerror or str(exc)
+            shown = display_path(path)
+            report.add(Finding(kind, shown, detail, [name]))
+            result.damaged(shown)
+            _pass(source, entry, None)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            shown = display_path(path)
+            report.add(Finding(CHANGED, shown, "no longer a regular file", [name]))
+            result.damaged(shown)
+            _pass(source, entry, None)
+            continue
+        by_inode.setdefault((st.st_dev, st.st_ino), []).append((i, entry, dir_fd, st))
+    for (dev, ino), members in by_inode.items():
+        if not sampled and not any(sources[i].full for i, *_ in members):
+            # Only sampled snapshots hold this inode and the sample left it out.
+            for i, entry, _, _ in members:
+                sources[i].result.read_all = False
+                _pass(sources[i], entry, None)
+            continue
+        i0, _, dir_fd, st = members[0]
+        digests: dict[str, str | OSError] = {}
+        algorithms = {sources[i].algorithm for i, *_ in members}
+        for algorithm in algorithms:
+            key = (dev, ino, algorithm)
+            if key in cache:
+                cache.move_to_end(key)
+                digests[algorithm] = cache[key]
+                continue
+            try:
+                digest, n = hash_file(dir_fd, path.rpartition(b"/")[2], st, algorithm, throttle)
+            except Stopped:
+                raise
+            except OSError as exc:
+                digests[algorithm] = exc
+                continue
+            report.files_read += 1
+            report.bytes_read += n
+            digests[algorithm] = cache[key] = digest
+            if len(cache) > INODE_CACHE:
+                cache.popitem(last=False)
+        bad: dict[tuple[str, str], list[str]] = {}
+        for i, entry, _, _ in members:
+            source = sources[i]
+            digest = digests[source.algorithm]
+            if isinstance(digest, OSError):
+                problem = (UNREADABLE, digest.strerror or str(digest))
+            elif entry.size != st.st_size:
+                problem = (CHANGED, f"size {st.st_size}, manifest says {entry.size}")
+            elif entry.checksum == UNKNOWN:
+                _pass(source, entry, digest)
+                continue
+            elif digest != entry.checksum:
+                problem = (CHANGED, f"content differs from the manifest ({source.algorithm})")
+            else:
+                if source.writer is not None:
+                    _pass(source, entry, digest)
+                continue
+            _pass(source, entry, None)
+            bad.setdefault(problem, []).append(source.target.name)
+        for (kind, detail), names in bad.items():
+            shown = display_path(path)
+            report.add(Finding(kind, shown, detail, names, path, (dev, ino)))
+            for name in names:
+                report.snapshots[name].damaged(shown)
+
+
+def _single(item, sources, cursors, report, throttle) -> bool:
+    """The common case in a few syscalls: one snapshot, read in full, a regular file whose
+    checksum is known and matches. False (nothing counted) sends it the general way."""
+    path, i, entry = item
+    source = sources[i]
+    if not source.target.full or entry.checksum == UNKNOWN:
+        return False
+    try:
+        dir_fd, st = cursors[i].lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
+            return False
+        digest, n = hash_file(dir_fd, path.rpartition(b"/")[2], st, source.algorithm, throttle)
+    except Stopped:
+        raise
+    except OSError:
+        return False
+    if digest != entry.checksum:
+        return False  # read again the general way, which names it (rare)
+    result = report.snapshots[source.target.name]
+    result.entries += 1
+    result.read += 1
+    report.files_checked += 1
+    report.files_read += 1
+    report.bytes_read += n
+    if source.writer is not None:
+        _pass(source, entry, digest)
+    return True
+
+
+def _pass(source: _Source, entry: Entry, digest: str | None) -> None:
+    """Every entry of a snapshot passes here in order: fill-ins go to its new manifest."""
+    if entry.checksum == UNKNOWN and digest is not None and source.completable:
+        if source.writer is None:
+            source.writer = _start_completion(source, entry.path)
+        source.fills += 1
+        entry = Entry(entry.path, entry.size, entry.mtime_ns, entry.inode, digest)
+    if isinstance(source.writer, ManifestWriter):
+        source.writer.write(entry)
+
+
+def _start_completion(source: _Source, upto: bytes):
+    """A writer for the completed manifest, already holding the entries before `upto`."""
+    try:
+        writer = ManifestWriter(source.target.path, source.algorithm)
+    except OSError as exc:
+        source.note = f"manifest not completed: {exc.strerror}"
+        return False
+    if source.reader is not None:
+        again = open_manifest(source.target.path)
+        try:
+            for entry in again:
+                if entry.path >= upto:
+                    break
+                writer.write(entry)
+        finally:
+            again.close()
+    else:
+        for path, st in walk_files(source.target.path):
+            if path >= upto:
+                break
+            writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, UNKNOWN))
+    return writer
+
+
+def _finish_manifests(sources: list[_Source], report: Report) -> None:
+    for source in sources:
+        result = report.snapshots[source.target.name]
+        writer = source.writer
+        if writer is False:
+            result.manifest_note = source.note
+            source.writer = None
+            continue
+        if writer is None:
+            continue
+        damaged = source.reader is not None and (
+            not source.reader.complete or source.reader.problem_count
+        )
+        if damaged or writer.count != result.entries:
+            result.manifest_note = "manifest left as it was (damaged): not completed"
+            continue  # aborted in verify()'s finally
+        try:
+            writer.commit()
+        except OSError as exc:
+            result.manifest_note = f"manifest not completed: {exc.strerror}"
+            continue
+        source.writer = None
+        verb = "built" if source.walked else "completed"
+        result.manifest_note = f"manifest {verb}: {source.fills} checksums added"
+
+
+def snapshots_sharing(raw_path: bytes, inode: tuple[int, int], others: list[Target]) -> list[str]:
+    """Which of `others` hold the very inode `inode` at `raw_path` (hard links made by
+    --link-dest): the damage found in one snapshot is theirs too."""
+    names = []
+    for target in others:
+        try:
+            cursor = DirCursor(target.path)
+        except OSError:
+            continue
+        try:
+            _, st = cursor.lstat(raw_path)
+        except OSError:
+            continue
+        finally:
+            cursor.close()
+        if (st.st_dev, st.st_ino) == inode:
+            names.append(target.name)
+    return names

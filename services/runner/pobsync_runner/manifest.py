@@ -1,0 +1,342 @@
+"""The per-snapshot manifest: every regular file's size, mtime, inode and checksum.
+
+File `<snapshot>/.pobsync-manifest`, beside `.pobsync-snapshot.json` (docs/engine.md):
+
+    pobsync-manifest 1 xxh128
+    <checksum or ->\t<size>\t<mtime_ns>\t<inode>\t<path>
+    ...
+    end <number of entries>
+
+Paths are relative to the snapshot, raw bytes with only `\\`, tab, newline and CR
+escaped (`\\\\`, `\\t`, `\\n`, `\\r`), and the lines are sorted by the raw path bytes, so
+two manifests (or a manifest and a directory walk) merge in one streaming pass with flat
+memory whatever the file count. `-` is a checksum not known yet (the first verification
+fills it in). The trailer tells a complete file from a truncated one.
+
+Where the checksums come from (rsync's own transfer checksums and the base manifest, at
+no extra read) is pobsync_runner.manifest_build; `-` fills the gaps (a seeded run's
+leftovers, an algorithm we cannot compute, a name rsync's log escaping made ambiguous).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+from typing import BinaryIO
+
+import xxhash
+
+MANIFEST_FILE = ".pobsync-manifest"
+MANIFEST_TMP = f"{MANIFEST_FILE}.tmp"
+FORMAT = 1
+UNKNOWN = "-"
+MAX_LINE = 16384  # a path is at most 4096 bytes; anything longer is not ours
+ALGORITHMS: dict[str, Callable[[], object]] = {"xxh128": xxhash.xxh3_128, "md5": hashlib.md5}
+DEFAULT_ALGORITHM = "xxh128"
+_HEX = re.compile(rb"^[0-9a-f]{8,128}$")
+_ENTRY_LINE = re.compile(
+    rb"(-|[0-9a-f]{8,128})\t([0-9]{1,19})\t([0-9]{1,20})\t([0-9]{1,20})\t([^\t\n]*)\Z"
+)
+
+
+_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
+_ESCAPE_RE = re.compile(rb"[\\\t\n\r]")
+_UNESCAPES = {v[1:2]: k for k, v in _ESCAPES.items()}
+_UNESCAPE_RE = re.compile(rb"\\(.)", re.DOTALL)
+
+
+def escape_path(raw: bytes) -> bytes:
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], raw)
+
+
+def unescape_path(text: bytes) -> bytes:
+    def one(m: re.Match[bytes]) -> bytes:
+        if m.group(1) not in _UNESCAPES:
+            raise ValueError("bad escape")
+        return _UNESCAPES[m.group(1)]
+
+    if text.endswith(b"\\") and not text.endswith(b"\\\\"):
+        raise ValueError("bad escape")
+    return _UNESCAPE_RE.sub(one, text)
+
+
+def display_path(raw: bytes) -> str:
+    """A path for one line of human output: control characters and bad UTF-8 escaped."""
+    text = raw.decode("utf-8", errors="backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def safe_relative(raw: bytes) -> bool:
+    """A manifest path we may join to a snapshot: relative, no `..`, `.`, empty parts, NUL."""
+    if not raw or b"\0" in raw or len(raw) > 4096:
+        return False
+    framed = b"/" + raw + b"/"
+    return b"//" not in framed and b"/./" not in framed and b"/../" not in framed
+
+
+def new_hasher(algorithm: str):  # -> hashlib-like object
+    return ALGORITHMS[algorithm]()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: bytes
+    size: int
+    mtime_ns: int
+    inode: int
+    checksum: str  # lowercase hex, or UNKNOWN
+
+    def line(self) -> bytes:
+        return b"%s\t%d\t%d\t%d\t%s\n" % (
+            self.checksum.encode(),
+            self.size,
+            self.mtime_ns,
+            self.inode,
+            escape_path(self.path),
+        )
+
+
+class ManifestError(Exception):
+    """The manifest cannot be read at all (missing, unreadable, not a manifest)."""
+
+
+class ManifestWriter:
+    """Streams entries (in path order) to `<dir>/.pobsync-manifest.tmp`; commit() renames."""
+
+    def __init__(self, snapshot_dir: Path, algorithm: str) -> None:
+        self.dir = snapshot_dir
+        self.algorithm = algorithm
+        self.count = 0
+        self.known = 0
+        self._last: bytes | None = None
+        self._tmp = snapshot_dir / MANIFEST_TMP
+        self._fh: BinaryIO = open(self._tmp, "wb", buffering=1 << 20)  # noqa: SIM115
+        self._fh.write(b"pobsync-manifest %d %s\n" % (FORMAT, algorithm.encode()))
+
+    def write(self, entry: Entry) -> None:
+        if self._last is not None and entry.path <= self._last:
+            raise ValueError("manifest entries must come in increasing path order")
+        self._last = entry.path
+        self._fh.write(entry.line())
+        self.count += 1
+        self.known += entry.checksum != UNKNOWN
+
+    def write_line(self, path: bytes, line: bytes, known: bool) -> None:
+        """A line already in manifest form (carried over from the base manifest)."""
+        if self._last is not None and path <= self._last:
+            raise ValueError("manifest entries must come in increasing path order")
+        self._last = path
+        self._fh.write(line)
+        self.count += 1
+        self.known += known
+
+    def commit(self) -> None:
+        self._fh.write(b"end %d\n" % self.count)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.dir / MANIFEST_FILE)
+
+    def abort(self) -> None:
+        self._fh.close()
+        try:
+            self._tmp.unlink()
+        except OSError:
+            pass
+
+
+# Snapshots that share an inode carry byte-identical lines for it (the backup copies the
+# base's line), and verify reads their manifests side by side: a line parsed for one
+# snapshot is reused for the others. Entries are immutable; the cache is bounded.
+PARSED_CACHE = 4096
+_PARSED: dict[bytes, Entry] = {}
+
+
+@dataclass
+class ManifestReader:
+    """Entries of a manifest in path order. Hostile content never raises: bad lines are
+    skipped and listed in `problems` (line number and what is wrong); a missing trailer
+    is a problem too (`truncated`). Only an unopenable file or a bad header raise
+    ManifestError, from open_manifest()."""
+
+    fh: BinaryIO
+    algorithm: str
+    name: str = MANIFEST_FILE
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    complete: bool = False
+    entries: int = 0
+    unknown: int = 0
+
+    MAX_PROBLEMS = 20
+
+    def _problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.MAX_PROBLEMS:
+            self.problems.append(text)
+
+    def __iter__(self) -> Iterator[Entry]:
+        last: bytes | None = None
+        lineno = 1
+        while True:
+            line = self.fh.readline(MAX_LINE)
+            if not line:
+                break
+            lineno += 1
+            if not line.endswith(b"\n"):
+                if len(line) == MAX_LINE:
+                    while (rest := self.fh.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                        pass
+                    self._problem(f"line {lineno}: longer than {MAX_LINE} bytes")
+                    continue
+                break  # a cut last line: reported as truncated below
+            if line.startswith(b"end "):
+                if line[4:-1] == b"%d" % self.entries:
+                    self.complete = True
+                else:
+                    self._problem(f"line {lineno}: trailer does not match the entry count")
+                if self.fh.readline(1):
+                    self._problem(f"line {lineno}: data after the trailer")
+                break
+            body = line[:-1]
+            entry = _PARSED.get(body)
+            if entry is None:
+                entry = self._parse(body)
+                if entry is not None:
+                    if len(_PARSED) >= PARSED_CACHE:
+                        _PARSED.clear()
+                    _PARSED[body] = entry
+            if entry is None:
+                self._problem(f"line {lineno}: not a manifest entry")
+                continue
+            if last is not None and entry.path <= last:
+                self._problem(f"line {lineno}: out of order or duplicate path")
+                continue
+            last = entry.path
+            self.entries += 1
+            self.unknown += entry.checksum == UNKNOWN
+            yield entry
+        if not self.complete:
+            self._problem(f"truncated after {self.entries} entries (no trailer)")
+
+    @staticmethod
+    def _parse(line: bytes) -> Entry | None:
+        """One line (without its newline) checked in one regular-expression match."""
+        m = _ENTRY_LINE.match(line)
+        if m is None:
+            return None
+        checksum, size, mtime, inode, raw = m.groups()
+        if len(size) == 19 and int(size) >= 1 << 63:  # beyond what any filesystem stores
+            return None
+        if b"\\" in raw:
+            try:
+                raw = unescape_path(raw)
+            except ValueError:
+                return None
+        if not safe_relative(raw):
+            return None
+        return Entry(raw, int(size), int(mtime), int(inode), checksum.decode())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def open_manifest(snapshot_dir: Path) -> ManifestReader:
+    path = snapshot_dir / MANIFEST_FILE
+    try:
+        fh = open(path, "rb", buffering=1 << 20)  # noqa: SIM115
+    except FileNotFoundError:
+        raise ManifestError("no manifest") from None
+    except OSError as exc:
+        raise ManifestError(f"manifest unreadable: {exc.strerror}") from None
+    header = fh.readline(256).split()
+    if (
+        len(header) != 3
+        or header[0] != b"pobsync-manifest"
+        or header[1] != b"%d" % FORMAT
+        or header[2].decode("ascii", "replace") not in ALGORITHMS
+    ):
+        fh.close()
+        raise ManifestError("manifest header is damaged or from an unknown version")
+    return ManifestReader(fh, header[2].decode())
+
+
+def read_header(snapshot_dir: Path) -> str | None:
+    """The manifest's algorithm, or None when there is no readable manifest."""
+    try:
+        reader = open_manifest(snapshot_dir)
+    except ManifestError:
+        return None
+    reader.close()
+    return reader.algorithm
+
+
+# -- walking a snapshot ----------------------------------------------------------------
+
+METADATA_PREFIX = b".pobsync-"
+
+
+def walk_files(
+    root: Path, on_error: Callable[[bytes, OSError], None] | None = None
+) -> Iterator[tuple[bytes, os.stat_result]]:
+    """(relative raw path, lstat) of every regular file under `root`, in raw byte order."""
+    for path, entry in walk_entries(root, on_error):
+        try:
+            yield path, entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(path, exc)
+
+
+def walk_entries(
+    root: Path, on_error: Callable[[bytes, OSError], None] | None = None
+) -> Iterator[tuple[bytes, os.DirEntry[bytes]]]:
+    """(relative raw path, directory entry) of every regular file under `root`, in raw
+    byte order; no stat() unless the caller asks the entry (d_type and d_ino are free).
+
+    Never follows a symlink. The snapshot's own metadata files at its top are skipped.
+    Sorting each directory by name plus "/" for subdirectories yields exactly the byte
+    order of the full paths ("a-b" < "a/x" < "a0").
+    """
+    stack: list[Iterator[tuple[bytes, bytes, bool, os.DirEntry[bytes]]]] = []
+
+    def listing(path: bytes, prefix: bytes, top: bool):
+        items = []
+        try:
+            with os.scandir(path) as it:
+                for entry in it:
+                    if top and entry.name.startswith(METADATA_PREFIX):
+                        continue
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    items.append(
+                        (entry.name + b"/" if is_dir else entry.name, prefix, is_dir, entry)
+                    )
+        except OSError as exc:
+            if on_error is not None:
+                on_error(prefix, exc)
+        items.sort(key=itemgetter(0))
+        return iter(items)
+
+    stack.append(listing(os.fsencode(root), b"", True))
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        key, prefix, is_dir, entry = item
+        if is_dir:
+            stack.append(listing(entry.path, prefix + key, False))
+            continue
+        try:
+            regular = entry.is_file(follow_symlinks=False)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(prefix + entry.name, exc)
+            continue
+        if regular:
+            yield prefix + entry.name, entry

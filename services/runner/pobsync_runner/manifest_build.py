@@ -1,0 +1,253 @@
+"""A new snapshot's manifest, built after rsync exits from what rsync already computed.
+
+rsync writes one line per transferred file to its --log-file with `%C`, the whole-file
+checksum it computed while receiving (the receiver writes that log in a pull; xxh128
+when both sides negotiate it, md5 with an older peer; the negotiated name is in the same
+log through --debug=NSTR). Files rsync did not transfer are hard links into the base
+snapshot: same inode, so the base manifest's line is theirs. One walk of the new
+snapshot, the log (sorted on disk) and the base manifest merge in path order, so memory
+stays flat in file count, and nothing is parsed per file while rsync runs. The format
+itself is pobsync_runner.manifest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pobsync_runner.manifest import (
+    _HEX,
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    UNKNOWN,
+    Entry,
+    ManifestError,
+    ManifestReader,
+    ManifestWriter,
+    open_manifest,
+    unescape_path,
+    walk_entries,
+)
+
+# rsync's log line: "2026/11/30 02:55:01 [16890] " then our format.
+LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
+_LOG_LINE = re.compile(rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|")
+_LOG_ALGO = re.compile(rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)\s*$")
+_RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
+
+
+# -- rsync's transfer log ---------------------------------------------------------------
+
+
+def transfer_log_args(log_path: Path) -> list[str]:
+    """rsync options that make it write each transferred file's checksum to `log_path`."""
+    return [f"--log-file={log_path}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"]
+
+
+@dataclass
+class TransferLog:
+    algorithm: str | None  # what rsync negotiated, if it said
+    records: int  # transferred regular files with a checksum
+    sorted_path: Path | None  # "<hex path>\t<size>\t<checksum>" lines in path order
+
+
+def _unescape_rsync(name: bytes) -> bytes:
+    return _RSYNC_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), name)
+
+
+def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferLog:
+    """Extract the transferred files' checksums into a file sorted by raw path.
+
+    The key is the raw path in hex, which sorts like the raw bytes; `sort` (C locale,
+    spilling to disk) keeps this process's memory flat for a full backup of any size.
+    """
+    algorithm: str | None = None
+    records = 0
+    fd, unsorted = tempfile.mkstemp(prefix="transfer.", dir=workdir)
+    with open(log_path, "rb") as src, os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        for line in src:
+            if not _LOG_LINE.match(line):
+                m = _LOG_ALGO.search(line)
+                if m and algorithm is None:
+                    algorithm = m.group(1).decode()
+                continue
+            parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
+            if len(parts) != 4:
+                continue
+            iflags, size, checksum, name = parts
+            checksum = checksum.strip()
+            if not iflags.startswith(b">f") or not _HEX.match(checksum) or not size.isdigit():
+                continue
+            raw = prefix + _unescape_rsync(name)
+            out.write(b"%s\t%s\t%s\n" % (raw.hex().encode(), size, checksum))
+            records += 1
+    if records == 0:
+        os.unlink(unsorted)
+        return TransferLog(algorithm, 0, None)
+    sorted_path = Path(unsorted + ".sorted")
+    subprocess.run(
+        ["sort", "-S", "32M", "-T", str(workdir), "-o", str(sorted_path), unsorted],
+        check=True,
+        env={**os.environ, "LC_ALL": "C"},
+        stdin=subprocess.DEVNULL,
+    )
+    os.unlink(unsorted)
+    return TransferLog(algorithm, records, sorted_path)
+
+
+def _sorted_records(path: Path | None) -> Iterator[tuple[bytes, int, str]]:
+    """(raw path, size, checksum) from a sorted transfer file; a path listed twice (rsync's
+    log escaping is ambiguous for names containing `\\#ddd`) is dropped entirely."""
+    if path is None:
+        return
+    held: tuple[bytes, int, str] | None = None
+    dropped: bytes | None = None
+    with open(path, "rb") as fh:
+        for line in fh:
+            key, size, checksum = line.rstrip(b"\n").split(b"\t")
+            raw = bytes.fromhex(key.decode())
+            if held is not None and held[0] == raw:
+                held, dropped = None, raw
+                continue
+            if raw == dropped:
+                continue
+            if held is not None:
+                yield held
+            held = (raw, int(size), checksum.decode())
+    if held is not None:
+        yield held
+
+
+# -- building a new snapshot's manifest -------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    algorithm: str
+    entries: int
+    known: int  # entries with a checksum
+
+
+def build_manifest(
+    snapshot_dir: Path,
+    *,
+    transfer_logs: Sequence[tuple[Path, bytes]],
+    base_dir: Path | None,
+) -> BuildResult:
+    """Write `snapshot_dir`'s manifest from one walk of it, rsync's transfer log(s) and
+    the base snapshot's manifest, merged in path order (memory flat in file count).
+
+    `transfer_logs`: (log file, path prefix of its names inside the snapshot) pairs.
+    A walked file takes the transfer log's checksum when the sizes agree, else the base
+    manifest's when the base entry is the same inode (a hard link rsync made), else `-`.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=".pobsync-manifest-", dir=snapshot_dir.parent))
+    base = None
+    try:
+        logs = [read_transfer_log(path, prefix, workdir) for path, prefix in transfer_logs]
+        negotiated = next((log.algorithm for log in logs if log.algorithm), None)
+        if base_dir is not None:
+            try:
+                base = open_manifest(base_dir)
+            except ManifestError:
+                base = None
+        if negotiated in ALGORITHMS:
+            algorithm, use_log = negotiated, True
+        else:  # rsync did not say, or we cannot compute it: its checksums are unusable
+            algorithm = base.algorithm if base is not None else DEFAULT_ALGORITHM
+            use_log = False
+        transferred = _merged(logs) if use_log else iter(())
+        same = base is not None and base.algorithm == algorithm
+        carried = _base_lines(base) if same else iter(())
+        writer = ManifestWriter(snapshot_dir, algorithm)
+        try:
+            _merge(walk_entries(snapshot_dir), transferred, carried, writer)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        return BuildResult(algorithm, writer.count, writer.known)
+    finally:
+        if base is not None:
+            base.close()
+        for child in workdir.iterdir():
+            child.unlink()
+        workdir.rmdir()
+
+
+def _merged(logs: list[TransferLog]) -> Iterator[tuple[bytes, int, str]]:
+    return heapq.merge(*(_sorted_records(log.sorted_path) for log in logs))
+
+
+def _base_lines(reader: ManifestReader) -> Iterator[tuple[bytes, int, bytes, bool]]:
+    """(raw path, inode, line, has checksum) of the base manifest, parsed only as far as
+    the merge needs (this runs once per file of every backup). A carried line is copied
+    as it is, so a damaged one shows up when the new snapshot is verified."""
+    for line in reader.fh:
+        parts = line.split(b"\t", 4)
+        if len(parts) != 5 or not line.endswith(b"\n"):
+            continue
+        try:
+            inode = int(parts[3])
+        except ValueError:
+            continue
+        raw = parts[4][:-1]
+        if b"\\" in raw:
+            try:
+                raw = unescape_path(raw)
+            except ValueError:
+                continue
+        yield raw, inode, line, parts[0] != b"-"
+
+
+def _merge(
+    walked: Iterator[tuple[bytes, os.DirEntry[bytes]]],
+    transferred: Iterator[tuple[bytes, int, str]],
+    carried: Iterator[tuple[bytes, int, bytes, bool]],
+    writer: ManifestWriter,
+) -> None:
+    t = next(transferred, None)
+    c = next(carried, None)
+    for path, entry in walked:
+        while t is not None and t[0] < path:
+            t = next(transferred, None)
+        while c is not None and c[0] < path:
+            c = next(carried, None)
+        if t is None or t[0] != path:
+            # A hard link rsync made into the base: the same inode, so the base's line
+            # (size, mtime, checksum) is this file's, with no stat() at all.
+            if c is not None and c[0] == path and c[1] == entry.inode():
+                writer.write_line(path, c[2], c[3])
+                continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # vanished since the walk listed it
+        checksum = UNKNOWN
+        if t is not None and t[0] == path and t[1] == st.st_size:
+            checksum = t[2]
+        writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, checksum))
+
+
+def transfer_log_path(host_dir: Path, name: str) -> Path:
+    """Beside the snapshot, not in it: a seeded run's --delete-excluded would delete it."""
+    return host_dir / f".{name}.transfer.log"
+
+
+def write_snapshot_manifest(staging: Path, base, transfer_log: Path) -> str:  # base: record
+    """The backup's step before the commit point. Returns "" or a note for the run: a
+    manifest that cannot be written never fails the backup (verify builds it later)."""
+    logs = [(transfer_log, b"")] if transfer_log.exists() else []
+    try:
+        build_manifest(
+            staging, transfer_logs=logs, base_dir=Path(base.path) if base is not None else None
+        )
+    except (OSError, ValueError, subprocess.CalledProcessError) as exc:
+        return f"manifest not written ({exc}); the first verification builds it"
+    return ""

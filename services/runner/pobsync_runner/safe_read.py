@@ -1,0 +1,129 @@
+"""Reading files inside a snapshot safely: hostile names, planted symlinks, a FIFO in place
+of a file, a file swapped between stat and open. No database, no manifest here.
+
+Every path is resolved one component at a time with O_NOFOLLOW from the snapshot's own
+directory descriptor, so a symlink planted inside a snapshot is never followed; files are
+opened O_NOFOLLOW and O_NONBLOCK (a FIFO cannot hang a run) and checked to be the inode
+that was stat'ed. Reads go through one reused buffer, paced by Throttle (--max-rate).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+from pobsync_runner.manifest import new_hasher
+
+CHUNK = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+# One read buffer for the process (verification is single-threaded): no allocation per file.
+_BUFFER = bytearray(CHUNK)
+_BUFFERS = [_BUFFER]
+_VIEW = memoryview(_BUFFER)
+
+
+class Stopped(Exception):  # noqa: N818  (a signal, not an error)
+    """The stop event was set; the run ends cancelled."""
+
+
+class DirCursor:
+    """Resolves relative paths inside one snapshot without following any symlink,
+    keeping the last directory open (paths come sorted, so it changes rarely)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root_fd = os.open(root, _DIR_FLAGS)
+        self._dir: bytes | None = None
+        self._fd: int | None = None
+        self._error: OSError | None = None
+
+    def directory(self, parent: bytes) -> int:
+        if parent != self._dir:
+            self._close_dir()
+            self._dir, self._error = parent, None
+            if parent:
+                fd = self.root_fd
+                try:
+                    for part in parent.split(b"/"):
+                        nxt = _open_dir(part, fd)
+                        if fd != self.root_fd:
+                            os.close(fd)
+                        fd = nxt
+                except OSError as exc:
+                    if fd != self.root_fd:
+                        os.close(fd)
+                    self._error = exc
+                else:
+                    self._fd = fd
+        if self._error is not None:
+            raise self._error
+        return self._fd if self._fd is not None else self.root_fd
+
+    def lstat(self, path: bytes) -> tuple[int, os.stat_result]:
+        parent, _, name = path.rpartition(b"/")
+        fd = self.directory(parent)
+        return fd, os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+    def _close_dir(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+
+    def close(self) -> None:
+        self._close_dir()
+        os.close(self.root_fd)
+
+
+def _open_dir(name: bytes, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:  # O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR
+            try:
+                link = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+            except OSError:
+                link = False
+            if link:
+                raise OSError(errno.ELOOP, "symlink in the path") from None
+        raise
+
+
+class Throttle:
+    def __init__(self, max_rate: int | None, stop: threading.Event | None) -> None:
+        self.rate, self.stop = max_rate, stop
+        self.start, self.bytes = time.monotonic(), 0
+
+    def account(self, n: int) -> None:
+        self.bytes += n
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped
+        if self.rate:
+            ahead = self.bytes / self.rate - (time.monotonic() - self.start)
+            while ahead > 0:
+                time.sleep(min(ahead, 0.5))
+                if self.stop is not None and self.stop.is_set():
+                    raise Stopped
+                ahead = self.bytes / self.rate - (time.monotonic() - self.start)
+
+
+def hash_file(dir_fd: int, name: bytes, st: os.stat_result, algorithm: str, throttle: Throttle):
+    """(hex digest, bytes read) of the regular file `name`, which must still be `st`."""
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
+            raise OSError(errno.ESTALE, "replaced while being verified")
+        h = new_hasher(algorithm)
+        total = 0
+        while n := os.readv(fd, _BUFFERS):
+            h.update(_VIEW[:n])
+            total += n
+            throttle.account(n)
+        return h.hexdigest(), total
+    finally:
+        os.close(fd)

@@ -1,0 +1,108 @@
+"""A backup over the real sshd writes the snapshot's manifest from rsync's own checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+
+import pytest
+from django.core.management import call_command
+
+from pobsync_models.models import BackupRun
+from pobsync_runner.backup import run_backup
+from pobsync_runner.manifest import MANIFEST_FILE, UNKNOWN, open_manifest
+
+pytestmark = [pytest.mark.slow, pytest.mark.sshd]
+
+
+def entries(snapshot_dir):
+    reader = open_manifest(snapshot_dir)
+    try:
+        found = {e.path: e for e in reader}
+    finally:
+        reader.close()
+    assert reader.complete and not reader.problems
+    return reader.algorithm, found
+
+
+def xxh128sum(path) -> str:
+    if shutil.which("xxh128sum") is None:
+        pytest.fail("xxh128sum missing: apt-get install xxhash (scripts/test.sh installs it)")
+    out = subprocess.run(["xxh128sum", "--", str(path)], capture_output=True, check=True)
+    return out.stdout.split()[0].decode()
+
+
+def rel(engine, name: str) -> bytes:
+    return os.fsencode(str(engine.src).lstrip("/")) + b"/" + os.fsencode(name)
+
+
+def test_it_records_xxh128_checksums_equal_to_xxh128sum_and_carries_them_on(engine):
+    names = ["a.bin", "empty", "sub/b.bin", "odd\tname\nwith\\escapes", "ünï.txt"]
+    for i, name in enumerate(names):
+        path = engine.src / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(os.urandom(70_000 * i))
+    os.symlink("a.bin", engine.src / "link")
+    first = run_backup(engine.host)
+    assert first.outcome == BackupRun.Outcome.SUCCESS, first.message
+    one = engine.host_dir / first.snapshot_name
+    algorithm, found = entries(one)
+    assert algorithm == "xxh128"
+    assert sorted(found) == sorted(rel(engine, n) for n in names)  # regular files only
+    assert list(found) == sorted(found)
+    for name in names:
+        entry = found[rel(engine, name)]
+        on_disk = one / os.fsdecode(rel(engine, name))
+        assert entry.checksum == xxh128sum(on_disk)
+        assert (entry.size, entry.inode) == (on_disk.stat().st_size, on_disk.stat().st_ino)
+        assert entry.mtime_ns == on_disk.stat().st_mtime_ns
+
+    (engine.src / "a.bin").write_bytes(b"changed")
+    second = run_backup(engine.host)
+    two = engine.host_dir / second.snapshot_name
+    _, again = entries(two)
+    assert again[rel(engine, "a.bin")].checksum == xxh128sum(
+        two / os.fsdecode(rel(engine, "a.bin"))
+    )
+    for name in names[1:]:  # linked, not transferred: the base's checksum, same inode
+        assert again[rel(engine, name)] == found[rel(engine, name)]
+    assert not list(engine.host_dir.glob(".*.transfer.log"))
+
+
+def test_it_records_md5_when_that_is_what_rsync_negotiates(engine):
+    engine.host.rsync_options = ["--checksum-choice=md5"]
+    engine.host.save()
+    (engine.src / "f").write_bytes(os.urandom(123_456))
+    run = run_backup(engine.host)
+    assert run.outcome == BackupRun.Outcome.SUCCESS, run.message
+    algorithm, found = entries(engine.host_dir / run.snapshot_name)
+    assert algorithm == "md5"
+    assert (
+        found[rel(engine, "f")].checksum
+        == hashlib.md5(  # noqa: S324
+            (engine.src / "f").read_bytes()
+        ).hexdigest()
+    )
+
+
+def test_a_manifest_the_base_lacks_leaves_linked_files_unknown(engine):
+    (engine.src / "f").write_bytes(b"one")
+    first = run_backup(engine.host)
+    (engine.host_dir / first.snapshot_name / MANIFEST_FILE).unlink()
+    (engine.src / "g").write_bytes(b"two")
+    second = run_backup(engine.host)
+    _, found = entries(engine.host_dir / second.snapshot_name)
+    assert found[rel(engine, "f")].checksum == UNKNOWN
+    assert found[rel(engine, "g")].checksum != UNKNOWN
+
+    out = io.StringIO()
+    call_command("verify", "web1", "--snapshot", second.snapshot_name, stdout=out)
+
+    assert f"{second.snapshot_name}: manifest completed: 1 checksums added" in out.getvalue()
+    snap = engine.host_dir / second.snapshot_name
+    _, completed = entries(snap)
+    assert completed[rel(engine, "f")].checksum == xxh128sum(snap / os.fsdecode(rel(engine, "f")))
+    assert completed[rel(engine, "g")] == found[rel(engine, "g")]

@@ -1,0 +1,150 @@
+"""The manifest format on its own (no sshd): hostile names round-trip, the walk's order
+is the byte order of full paths, the build merges rsync's log and the base by inode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pobsync_runner.manifest import (
+    MANIFEST_FILE,
+    UNKNOWN,
+    Entry,
+    ManifestError,
+    ManifestWriter,
+    escape_path,
+    open_manifest,
+    safe_relative,
+    unescape_path,
+    walk_files,
+)
+from pobsync_runner.manifest_build import build_manifest
+
+HOSTILE = [b"tab\there", b"new\nline", b"back\\slash", b"cr\rx", b"\xff\xfe-not-utf8", b"-"]
+
+
+def read(snapshot: Path) -> list[Entry]:
+    reader = open_manifest(snapshot)
+    try:
+        entries = list(reader)
+    finally:
+        reader.close()
+    assert reader.complete and not reader.problems
+    return entries
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+def test_it_round_trips_hostile_names(raw):
+    assert b"\t" not in escape_path(raw) and b"\n" not in escape_path(raw)
+    assert unescape_path(escape_path(raw)) == raw
+
+
+@pytest.mark.parametrize(
+    "raw,ok",
+    [
+        (b"a/b", True),
+        (b"../etc/passwd", False),
+        (b"a/../../b", False),
+        (b"/etc/passwd", False),
+        (b"a//b", False),
+        (b"a/./b", False),
+        (b"a/", False),
+        (b"nul\0byte", False),
+        (b"", False),
+        (b"..hidden/...", True),
+    ],
+)
+def test_it_accepts_only_plain_relative_paths(raw, ok):
+    assert safe_relative(raw) is ok
+
+
+def test_the_walk_yields_the_byte_order_of_full_paths_and_never_follows_links(tmp_path):
+    for rel in ["a-b", "a/x", "a0", "a/y/z", "b", ".pobsync-not-ours/f"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+    os.symlink("/etc", tmp_path / "evil")
+    os.symlink("a-b", tmp_path / "link-to-file")
+    (tmp_path / MANIFEST_FILE).write_text("ours, skipped")
+    walked = [path for path, _ in walk_files(tmp_path)]
+    assert walked == sorted(walked)
+    assert walked == [b"a-b", b"a/x", b"a/y/z", b"a0", b"b"]
+
+
+def test_the_writer_refuses_paths_out_of_order(tmp_path):
+    writer = ManifestWriter(tmp_path, "xxh128")
+    writer.write(Entry(b"b", 1, 0, 1, UNKNOWN))
+    with pytest.raises(ValueError):
+        writer.write(Entry(b"a", 1, 0, 2, UNKNOWN))
+    writer.abort()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_or_foreign_manifest_is_one_clear_error(tmp_path):
+    with pytest.raises(ManifestError, match="no manifest"):
+        open_manifest(tmp_path)
+    (tmp_path / MANIFEST_FILE).write_bytes(b"pobsync-manifest 1 sha512\n")
+    with pytest.raises(ManifestError, match="unknown version"):
+        open_manifest(tmp_path)
+
+
+def rsync_log(path: Path, records: list[tuple[bytes, int, str]], algorithm="xxh128") -> None:
+    lines = [f"2026/11/30 02:55:40 [1] Client negotiated checksum: {algorithm}\n".encode()]
+    for name, size, checksum in records:
+        lines.append(
+            b"2026/11/30 02:55:40 [2] @pobsync|>f+++++++++|%d|%s|%s\n"
+            % (size, checksum.encode(), name)
+        )
+    path.write_bytes(b"".join(lines))
+
+
+def test_the_build_takes_rsyncs_checksums_and_the_bases_by_inode(tmp_path):
+    base, new = tmp_path / "base", tmp_path / "new"
+    base.mkdir()
+    new.mkdir()
+    (base / "same").write_bytes(b"same")
+    (base / "replaced").write_bytes(b"old")
+    rsync_log(tmp_path / "base.log", [(b"same", 4, "a" * 32), (b"replaced", 3, "b" * 32)])
+    build_manifest(base, transfer_logs=[(tmp_path / "base.log", b"")], base_dir=None)
+    os.link(base / "same", new / "same")  # what --link-dest does
+    (new / "replaced").write_bytes(b"old")  # same bytes, but a new inode rsync did not log
+    (new / "fresh").write_bytes(b"fresh!")
+    # rsync's log escaping is ambiguous: two records for one name are both dropped
+    rsync_log(
+        tmp_path / "new.log",
+        [(b"fresh", 6, "c" * 32), (b"dup", 1, "d" * 32), (b"dup", 1, "e" * 32)],
+    )
+    (new / "dup").write_bytes(b"x")
+
+    result = build_manifest(new, transfer_logs=[(tmp_path / "new.log", b"")], base_dir=base)
+
+    found = {e.path: e.checksum for e in read(new)}
+    assert found == {b"dup": UNKNOWN, b"fresh": "c" * 32, b"replaced": UNKNOWN, b"same": "a" * 32}
+    assert (result.algorithm, result.entries, result.known) == ("xxh128", 4, 2)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pobsync-manifest-")]
+
+
+def test_an_algorithm_verify_cannot_compute_leaves_checksums_unknown(tmp_path):
+    (tmp_path / "snap").mkdir()
+    (tmp_path / "snap" / "f").write_bytes(b"1")
+    rsync_log(tmp_path / "log", [(b"f", 1, "a" * 16)], algorithm="xxh3")
+    result = build_manifest(
+        tmp_path / "snap", transfer_logs=[(tmp_path / "log", b"")], base_dir=None
+    )
+    assert result.algorithm == "xxh128"
+    assert [e.checksum for e in read(tmp_path / "snap")] == [UNKNOWN]
+
+
+def test_the_backup_argv_asks_rsync_for_its_checksums_and_protects_the_metadata():
+    from pobsync_runner.rsync import rsync_argv
+    from tests.engine.test_rsync_argv import spec
+
+    log = Path("/backups/web1/.2026-11-30T000000Z.transfer.log")
+    argv = rsync_argv(spec(), Path("/backups/web1/x.partial"), transfer_log=log)
+    assert f"--log-file={log}" in argv and "--debug=NSTR" in argv
+    assert "--log-file-format=@pobsync|%i|%l|%C|%n" in argv
+    for name in (".pobsync-snapshot.json", MANIFEST_FILE, f"{MANIFEST_FILE}.tmp"):
+        assert f"--exclude=/{name}" in argv
+    assert not any(a.startswith("--log-file") for a in rsync_argv(spec(), Path("/d")))
