@@ -14,7 +14,15 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from pobsync_models.alerts import tokens
-from pobsync_models.models import ApiToken, BackupJob, BackupRun, Host, WorkerProcess
+from pobsync_models.models import (
+    ApiToken,
+    BackupJob,
+    BackupRun,
+    Host,
+    Storage,
+    StorageSample,
+    WorkerProcess,
+)
 from tests.support.factories import make_config, make_host, make_job, make_run, make_snapshot
 
 
@@ -99,8 +107,36 @@ def test_it_exposes_valid_prometheus_text_that_matches_the_database(staff_client
     assert s[("pobsync_backup_root_free_inodes", ())] == pytest.approx(stat.f_favail, rel=0.01)
     # Bounded labels: host names, outcomes, states, process ids; never a path or snapshot.
     labels = {k for _, pairs in s for k, _ in pairs}
-    assert labels <= {"host", "outcome", "state", "kind", "worker"}
+    assert labels <= {"host", "outcome", "state", "kind", "worker", "storage"}
     assert str(world["root"]) not in response.content.decode()
+
+
+def test_it_exposes_each_storage_and_each_hosts_real_disk_use(staff_client, world):
+    day = world["now"].date()
+    default = Storage.objects.get(name="default")
+    Storage.objects.filter(pk=default.pk).update(
+        total_bytes=1000, free_bytes=400, total_inodes=50, free_inodes=20
+    )
+    for ago, used in ((10, 100), (0, 600)):  # 50 bytes a day over 10 days
+        StorageSample.objects.create(
+            storage=default,
+            day=day - timedelta(days=ago),
+            used_bytes=used,
+            free_bytes=400,
+            used_inodes=30,
+            free_inodes=20,
+        )
+    Host.objects.filter(name="good").update(disk_used_bytes=4242)
+    s = _samples(staff_client.get("/metrics").content.decode())
+    storage = (("storage", "default"),)
+    assert s[("pobsync_storage_free_bytes", storage)] == 400
+    assert s[("pobsync_storage_used_bytes", storage)] == 600
+    assert s[("pobsync_storage_free_inodes", storage)] == 20
+    assert s[("pobsync_storage_used_inodes", storage)] == 30
+    assert s[("pobsync_storage_growth_bytes_per_day", storage)] == 50
+    assert s[("pobsync_storage_days_until_full", storage)] == 8  # 400 free / 50 a day
+    assert s[("pobsync_host_disk_used_bytes", (("host", "good"),))] == 4242
+    assert ("pobsync_host_disk_used_bytes", (("host", "bad"),)) not in s  # never scanned
 
 
 def test_its_query_count_does_not_grow_with_hosts(

@@ -24,7 +24,7 @@ EXPECTED = {
     "/api/runs/?host=h00003": 6,
     "/api/jobs/": 9,  # + 4 for why queued jobs wait (storages.wait_reasons)
     "/api/jobs/?host=h00003": 6,
-    "/metrics": 11,
+    "/metrics": 14,  # + 1 for the hosts' disk use, + 2 for the storages
 }
 
 

@@ -25,10 +25,12 @@ from pobsync_models.models import (
     BackupRun,
     Delivery,
     GlobalConfig,
+    Host,
     SnapshotRecord,
     WorkerProcess,
 )
 from pobsync_models.run_status import FINISHED_OUTCOMES
+from pobsync_models.storages import storage_summaries
 from pobsync_web.access import api_auth_error, api_require_safe
 from pobsync_web.overview import all_host_rows, count_by
 
@@ -52,6 +54,7 @@ class PobsyncCollector:
         yield from self._queue()
         yield from self._processes()
         yield from self._backup_root()
+        yield from self._storages()
 
     def _hosts(self) -> Iterator[Metric]:
         rows = all_host_rows(self.now)
@@ -106,6 +109,14 @@ class PobsyncCollector:
             "pobsync_host_overdue", "1 when the host has no success within its target.", ["host"]
         )
         failing = _gauge("pobsync_host_failing", "1 when the newest run failed.", ["host"])
+        used = dict(
+            Host.objects.filter(disk_used_bytes__isnull=False).values_list("pk", "disk_used_bytes")
+        )
+        disk = _gauge(
+            "pobsync_host_disk_used_bytes",
+            "Real disk use of the host's snapshots, each inode once (last space scan).",
+            ["host"],
+        )
         for row in rows:
             host = row.host
             name = [host.name]
@@ -125,7 +136,9 @@ class PobsyncCollector:
             count.add_metric(name, snapshots.get(host.pk, 0))
             overdue.add_metric(name, int(row.health.overdue))
             failing.add_metric(name, int(row.health.failing))
-        yield from (success, outcome, duration, moved, files, count, overdue, failing)
+            if host.pk in used:
+                disk.add_metric(name, used[host.pk])
+        yield from (success, outcome, duration, moved, files, count, overdue, failing, disk)
 
     def _queue(self) -> Iterator[Metric]:
         states = count_by(BackupJob.objects.all(), "state", BackupJob.State)
@@ -188,6 +201,36 @@ class PobsyncCollector:
                 inodes.add_metric([], stat.f_favail)
         yield free
         yield inodes
+
+    def _storages(self) -> Iterator[Metric]:
+        """Per storage (operator-named, few): the figures the runners last measured
+        (statvfs) and the growth the daily samples give."""
+        gauges = {
+            "free_bytes": _gauge("pobsync_storage_free_bytes", "Free bytes.", ["storage"]),
+            "used_bytes": _gauge("pobsync_storage_used_bytes", "Used bytes.", ["storage"]),
+            "free_inodes": _gauge("pobsync_storage_free_inodes", "Free inodes.", ["storage"]),
+            "used_inodes": _gauge("pobsync_storage_used_inodes", "Used inodes.", ["storage"]),
+        }
+        growth = _gauge(
+            "pobsync_storage_growth_bytes_per_day",
+            "Growth of used bytes per day over the last 30 days.",
+            ["storage"],
+        )
+        full = _gauge(
+            "pobsync_storage_days_until_full",
+            "Days until the storage is full at that growth (absent: not growing).",
+            ["storage"],
+        )
+        for storage, usage in storage_summaries(self.now.date()):
+            for field, gauge in gauges.items():
+                value = getattr(storage, field)
+                if value is not None:
+                    gauge.add_metric([storage.name], value)
+            if usage.growth_per_day is not None:
+                growth.add_metric([storage.name], usage.growth_per_day)
+            if usage.days_until_full is not None:
+                full.add_metric([storage.name], usage.days_until_full)
+        yield from (*gauges.values(), growth, full)
 
 
 @api_require_safe

@@ -98,6 +98,12 @@ class Storage(models.Model):
             return None
         return self.total_bytes - self.free_bytes
 
+    @property
+    def used_inodes(self) -> int | None:
+        if self.total_inodes is None or self.free_inodes is None:
+            return None
+        return self.total_inodes - self.free_inodes
+
 
 class StorageSample(models.Model):
     """One day's space figures of a storage, for growth per day and days until full."""
