@@ -3,13 +3,24 @@
 pobsync --help                 every subcommand, one line each, grouped
 pobsync <command> [args]       runs the management command behind it
 pobsync django <args>          passes straight through to Django (`pobsync django check`)
+
+Start-up (docs/performance.md, "CLI start-up"): `pobsync --help` imports no Django at
+all: it reads each command's cli_name, cli_group and help from the command modules'
+source (scan_commands; tests/cli checks it agrees with Django's own discovery, and it
+falls back to that discovery for anything it cannot read). A subcommand sets Django up
+with only pobsync's own apps (LEAN_APPS: no admin, auth, sessions or web), which is all
+a management command uses; `pobsync django ...` keeps every app.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
 
 POBSYNC_APPS = ("pobsync_models", "pobsync_web", "pobsync_scheduler", "pobsync_runner")
 # Subcommands whose module is not named after them (the brief fixes
@@ -23,11 +34,147 @@ IRREGULAR_MODULES = {
 }
 
 
-def _setup() -> None:
+# The apps a pobsync subcommand needs: its own commands and models. Admin, auth,
+# sessions, static files and the web app are the web server's (and `pobsync django`'s).
+LEAN_APPS = ("pobsync_models", "pobsync_scheduler", "pobsync_runner")
+
+
+def _setup(*, lean: bool = False) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pobsync_models.settings")
     import django
 
-    django.setup()
+    if lean:
+        from django.conf import settings
+
+        settings.INSTALLED_APPS = [a for a in settings.INSTALLED_APPS if a in LEAN_APPS]
+    django.setup(set_prefix=False)
+
+
+class _UnreadableError(Exception):
+    """A command module whose CLI attributes are not plain literals."""
+
+
+def _module_file(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module) if "." not in module else None
+    if spec is None and "." in module:
+        package, _, rest = module.partition(".")
+        top = importlib.util.find_spec(package)
+        if top is None or not top.submodule_search_locations:
+            return None
+        base = Path(top.submodule_search_locations[0]).joinpath(*rest.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
+
+
+class _SourceScan:
+    """Class attributes read from source with `ast`, following `from X import Name`."""
+
+    def __init__(self) -> None:
+        self.trees: dict[Path, ast.Module] = {}
+
+    def tree(self, path: Path) -> ast.Module:
+        if path not in self.trees:
+            self.trees[path] = ast.parse(path.read_bytes(), str(path))
+        return self.trees[path]
+
+    def resolve(self, node: ast.expr, path: Path) -> object:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Tuple):
+            return tuple(self.resolve(e, path) for e in node.elts)
+        if isinstance(node, ast.Name):
+            return self.name(node.id, path)
+        raise _UnreadableError(f"{path}: {ast.dump(node)[:60]}")
+
+    def name(self, name: str, path: Path) -> object:
+        tree = self.tree(path)
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+            ):
+                return self.resolve(stmt.value, path)
+            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+                for alias in stmt.names:
+                    if (alias.asname or alias.name) == name:
+                        source = _module_file(stmt.module)
+                        if source is None:
+                            raise _UnreadableError(f"{path}: cannot find {stmt.module}")
+                        return self.name(alias.name, source)
+        raise _UnreadableError(f"{path}: {name} is not a module-level literal")
+
+    def class_attrs(self, name: str, path: Path) -> dict[str, object]:
+        """`name`'s literal attributes, inherited ones included; Django's BaseCommand
+        (and anything outside pobsync) contributes none."""
+        tree = self.tree(path)
+        for stmt in tree.body:
+            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+                attrs: dict[str, object] = {}
+                for base in stmt.bases:
+                    if isinstance(base, ast.Name) and base.id != "BaseCommand":
+                        origin = self._origin(base.id, path)
+                        if origin is not None:
+                            attrs.update(self.class_attrs(base.id, origin))
+                for item in stmt.body:
+                    target, value = None, None
+                    if isinstance(item, ast.Assign) and len(item.targets) == 1:
+                        target, value = item.targets[0], item.value
+                    elif isinstance(item, ast.AnnAssign) and item.value is not None:
+                        target, value = item.target, item.value
+                    if isinstance(target, ast.Name) and target.id in (
+                        "help",
+                        "cli_name",
+                        "cli_group",
+                    ):
+                        attrs[target.id] = self.resolve(value, path)
+                return attrs
+            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+                for alias in stmt.names:
+                    if (alias.asname or alias.name) == name:
+                        source = _module_file(stmt.module)
+                        return {} if source is None else self.class_attrs(alias.name, source)
+        raise _UnreadableError(f"{path}: no class {name}")
+
+    def _origin(self, name: str, path: Path) -> Path | None:
+        for stmt in self.tree(path).body:
+            if isinstance(stmt, ast.ClassDef) and stmt.name == name:
+                return path
+            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+                for alias in stmt.names:
+                    if (alias.asname or alias.name) == name:
+                        if not stmt.module.startswith(POBSYNC_APPS):
+                            return None  # Django's own classes carry no CLI attributes
+                        return _module_file(stmt.module)
+        return None
+
+
+def scan_commands() -> tuple[dict[str, SimpleNamespace], tuple[str, ...]]:
+    """(cli_name -> namespace with help and cli_group, CLI_GROUPS), read from source.
+
+    Raises _UnreadableError when a command's attributes are not literals.
+    """
+    scan = _SourceScan()
+    found: dict[str, SimpleNamespace] = {}
+    base = _module_file("pobsync_models.commandbase")
+    if base is None:
+        raise _UnreadableError("pobsync_models.commandbase not found")
+    groups = scan.name("CLI_GROUPS", base)
+    for app in POBSYNC_APPS:
+        spec = importlib.util.find_spec(app)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        folder = Path(spec.submodule_search_locations[0]) / "management" / "commands"
+        for path in sorted(folder.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            attrs = scan.class_attrs("Command", path)
+            if attrs.get("cli_name"):
+                found[str(attrs["cli_name"])] = SimpleNamespace(
+                    help=attrs.get("help", ""), cli_group=attrs.get("cli_group", groups[0])
+                )
+    return found, tuple(str(g) for g in groups)
 
 
 def discover() -> dict[str, type]:
@@ -66,9 +213,12 @@ def _summary(command_class: type) -> str:
     return (command_class.help or "").strip().splitlines()[0] if command_class.help else ""
 
 
-def render_help(commands: dict[str, type]) -> str:
-    from pobsync_models.commandbase import CLI_GROUPS
+def render_help(commands: dict, cli_groups: tuple[str, ...] | None = None) -> str:
+    if cli_groups is None:
+        from pobsync_models.commandbase import CLI_GROUPS
 
+        cli_groups = CLI_GROUPS
+    CLI_GROUPS = cli_groups  # noqa: N806
     lines = [
         "usage: pobsync <command> [options]",
         "",
@@ -117,16 +267,25 @@ def _run(args: list[str]) -> int:
 
         sys.stdout.write(f"pobsync {__version__}\n")
         return 0
+    if not args or args[0] in {"-h", "--help", "help"}:
+        try:
+            commands, groups = scan_commands()
+        except (_UnreadableError, OSError, SyntaxError):
+            commands, groups = None, None
+        if commands is not None:
+            sys.stdout.write(render_help(commands, groups))
+            return 0
     from django.core.exceptions import ImproperlyConfigured
     from django.db import DatabaseError
 
+    passthrough = bool(args) and args[0] == "django"
     try:
-        _setup()
+        _setup(lean=not passthrough)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"pobsync: configuration error: {exc}\n")
         return 2
 
-    if args and args[0] == "django":
+    if passthrough:
         from django.core.management import execute_from_command_line
 
         execute_from_command_line(["pobsync django", *args[1:]])

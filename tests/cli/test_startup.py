@@ -1,0 +1,66 @@
+"""`pobsync --help` without Django, subcommands on pobsync's own apps only.
+
+Timing is measured by bench/startup.py, never asserted here; these tests pin what makes
+it fast (what is imported) and that the fast paths say exactly what the slow ones did.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pobsync_models.cli import LEAN_APPS, discover, render_help, scan_commands
+
+
+@pytest.mark.django_db
+def test_the_source_scan_finds_exactly_what_djangos_discovery_finds():
+    commands, groups = scan_commands()
+    loaded = discover()
+    assert sorted(commands) == sorted(loaded)
+    for name, cls in loaded.items():
+        assert commands[name].cli_group == cls.cli_group, name
+        assert commands[name].help == cls.help, name
+    assert render_help(commands, groups) == render_help(loaded)
+
+
+def _imported_after(args: list[str], env_extra: str = "") -> set[str]:
+    code = (
+        "import sys, io, contextlib\n"
+        "from pobsync_models.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main({args!r})\n"
+        "assert code == 0, code\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(out.stdout.split())
+
+
+def test_the_top_level_help_imports_no_django():
+    modules = _imported_after(["--help"])
+    assert not any(m == "django" or m.startswith("django.") for m in modules)
+
+
+def test_a_subcommands_help_loads_only_pobsyncs_own_apps():
+    code = (
+        "import io, contextlib, sys\n"
+        "from pobsync_models.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main(['hosts', '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "from django.apps import apps\n"
+        "print(' '.join(a.name for a in apps.get_app_configs()))\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out[0].split() == list(LEAN_APPS)
+    modules = set(out[1].split())
+    assert "django.contrib.admin" not in modules and "pobsync_web" not in modules
