@@ -1,29 +1,46 @@
-"""Benchmark: `pobsync backup` against raw rsync with the same options, over a real sshd.
+"""Benchmark: pobsync backups against the plain copy an operator would run by hand.
 
-    .venv/bin/python bench/backup.py [--files N --megabytes M --runs K]
+    .venv/bin/python bench/backup.py            # about 10 minutes on 2 idle cores
+    .venv/bin/python bench/backup.py --quick    # 2,000 files, 2 rounds: a smoke run
 
-Workload: a generated source tree (default 20,000 files, 500 MB) served by a loopback
-sshd (tests/support/sshd.py). Baseline: rsync with exactly the argv pobsync builds
-(-a --numeric-ids --relative --link-dest ..., same ssh options), output discarded.
-Ours: `pobsync backup <host>` as a separate process (Django start-up included) and
-run_backup() in-process (what a long-running runner does). Full and unchanged
-incremental backups, interleaved (the order alternates each round), median of K runs.
+Workload: generated source trees of 4 KiB files in 100-file directories, served by a
+real sshd on 127.0.0.1 (tests/support/sshd.py), placed at depth 1 (`/pobsync-bench-X`)
+and at depth 4 (`/pobsync-bench-X/a/b/c`) of the remote's file system (run as root; as
+another user the trees go under the work directory, which is deeper, and it says so).
 
-Also: pobsync's own peak RSS (RUSAGE_SELF of the pobsync process; rsync excluded) for
-the full source and for a source with a tenth of the files; retention planning over
-100,000 records; discovery of 1,000 snapshot directories.
+Contenders, each timed after an untimed `sync`, interleaved (the order alternates each
+round, so each goes first equally often), medians of --rounds:
+- plain: `rsync -a --numeric-ids [--link-dest=PREV] host:SRC/ DEST/` with pobsync's
+  ssh options: the baseline, the copy an operator would write by hand;
+- runner: a real job through the runner (enqueue, claim, lock, stage, rsync, commit,
+  record: Runner.process_one() in this process, as a long-running runner does);
+- CLI: `pobsync backup <host>` as its own process (Python and Django start-up included);
+- old argv (unchanged incremental only): the single `--relative` rsync pobsync ran
+  before one rsync per source, by hand, output discarded: the depth cost it paid.
+
+Steps: full (no base), unchanged incremental, and an incremental after 1% of the files
+were rewritten (same sizes, new content). 100,000-file trees time the incrementals
+only; their full copies are made once, untimed (they only make bases).
+
+Also printed: the runner's own CPU per file (RUSAGE_SELF of this process around the
+job, over the files in the snapshot), the CLI process's own peak RSS (RUSAGE_SELF inside
+it, started from a small parent, /usr/bin/time, so it does not inherit this driver's
+high-water mark; rsync and ssh excluded), retention planning over 100,000 records and
+discovery of 1,000 snapshot directories.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,34 +48,30 @@ REPO = Path(__file__).resolve().parents[1]
 # asgiref): put the repository root, not this folder, on the path.
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 BIN = Path(sys.executable).parent
+FILE_SIZE = 4096
 
 
-def generate(src: Path, files: int, megabytes: int) -> None:
-    """`files` files in 100-file directories, sizes varying around the mean."""
-    total = megabytes * 1024 * 1024
-    mean = max(total // max(files, 1), 1)
-    block = os.urandom(4 * 1024 * 1024)
-    written = 0
+def generate(src: Path, files: int) -> None:
+    """`files` files of FILE_SIZE bytes in 100-file directories."""
+    block = os.urandom(FILE_SIZE * 64)
     for i in range(files):
         d = src / f"d{i // 100:04d}"
         if i % 100 == 0:
             d.mkdir(parents=True, exist_ok=True)
-        size = mean // 2 + (i * 7919) % (mean + 1)
-        size = min(size, total - written) if i < files - 1 else max(total - written, 0)
-        offset = (i * 4099) % (len(block) - min(size, len(block)) + 1)
-        with open(d / f"f{i:06d}.dat", "wb") as fh:
-            left = size
-            while left > 0:
-                chunk = block[offset : offset + min(left, len(block) - offset)]
-                fh.write(chunk)
-                left -= len(chunk)
-                offset = 0
-        written += size
+        offset = (i * 4099) % (len(block) - FILE_SIZE)
+        (d / f"f{i:06d}.dat").write_bytes(block[offset : offset + FILE_SIZE])
+
+
+def change_one_percent(src: Path, files: int, salt: int) -> None:
+    """Rewrite every 100th file (1%) with new content of the same size."""
+    for i in range(salt % 100, files, 100):
+        path = src / f"d{i // 100:04d}" / f"f{i:06d}.dat"
+        path.write_bytes(os.urandom(FILE_SIZE))
 
 
 def timed(fn) -> float:
     # Flush the previous step's dirty pages first (untimed): otherwise whichever step
-    # runs next pays for the last one's writeback, and a 500 MB full backup swings.
+    # runs next pays for the last one's writeback.
     os.sync()
     started = time.perf_counter()
     fn()
@@ -67,12 +80,15 @@ def timed(fn) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--files", type=int, default=20_000)
-    ap.add_argument("--megabytes", type=int, default=500)
+    ap.add_argument("--quick", action="store_true", help="2,000 files, 2 rounds")
+    ap.add_argument("--sizes", default="20000,100000", help="file counts (comma-separated)")
+    ap.add_argument("--depths", default="1,4", help="source depths (comma-separated)")
     # even, so each side goes first equally often (the order alternates per round)
-    ap.add_argument("--runs", type=int, default=4)
-    ap.add_argument("--workdir", help="where to build the source and backups (default: a tmp dir)")
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--workdir", help="where to build backups (default: a tmp dir)")
     args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.rounds = "2000", 2
 
     work = Path(tempfile.mkdtemp(prefix="pobsync-bench-", dir=args.workdir))
     home = work / "home"
@@ -82,6 +98,7 @@ def main() -> int:
             "POBSYNC_HOME": str(home),
             "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
             "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
+            "POBSYNC_SECRET_KEY": "bench-only",
         }
     )
     import django
@@ -91,52 +108,95 @@ def main() -> int:
 
     from tests.support.sshd import running_sshd
 
+    tree_root = Path(f"/pobsync-bench-{uuid.uuid4().hex[:8]}")
+    if os.geteuid() != 0:  # cannot write to "/": deeper, and the output says how deep
+        tree_root = work / "trees" / "t"
+        tree_root.parent.mkdir()
     try:
         call_command("migrate", verbosity=0)
         with running_sshd(work / "sshd") as server:
-            return run(args, work, server)
+            return run(args, work, tree_root, server)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(args, work: Path, server) -> int:
-    from pobsync_models.models import GlobalConfig, Host
-    from pobsync_models.specs import host_spec
-    from pobsync_runner.backup import run_backup
-    from pobsync_runner.rsync import rsync_argv
+class Bench:
+    def __init__(self, args, work: Path, server) -> None:
+        from pobsync_models.models import GlobalConfig
 
-    src, small = work / "src", work / "small"
-    print(f"workload: {args.files} files, {args.megabytes} MB, {args.runs} runs, 2 cores shared")
-    print(
-        f"generating source ... ({timed(lambda: generate(src, args.files, args.megabytes)):.1f} s)"
-    )
-    generate(small, max(args.files // 10, 1), max(args.megabytes // 10, 1))
-    root = work / "backups"
-    root.mkdir()
-    raw_root = work / "raw"
-    raw_root.mkdir()
-    config = GlobalConfig(
-        pk=1,
-        backup_root=str(root),
-        ssh_user=server.user,
-        ssh_port=server.port,
-        ssh_key_path=str(server.client_key_path),
-        known_hosts_path=str(server.known_hosts_path),
-    )
-    config.save()
+        self.args, self.work, self.server = args, work, server
+        self.root = work / "backups"
+        self.plain_root = work / "plain"
+        self.root.mkdir()
+        self.plain_root.mkdir()
+        self.config = GlobalConfig(
+            pk=1,
+            backup_root=str(self.root),
+            ssh_user=server.user,
+            ssh_port=server.port,
+            ssh_key_path=str(server.client_key_path),
+            known_hosts_path=str(server.known_hosts_path),
+        )
+        self.config.save()
+        self.rss: list[int] = []
+        self.runners: dict[int, object] = {}
+        self.cpu_per_file: dict[tuple[int, int, str], list[float]] = {}
 
-    def host(name: str, source: Path) -> Host:
+    def host(self, name: str, source: Path):
+        from pobsync_models.models import Host
+
         return Host.objects.create(name=name, address="127.0.0.1", sources=[str(source)])
 
-    def raw(dest: Path, link: Path | None, spec) -> None:
-        argv = rsync_argv(spec, dest, link_dest=link)
+    def plain(self, source: Path, dest: Path, prev: Path | None) -> None:
+        from pobsync_models.specs import host_spec
+        from pobsync_runner.ssh import remote_prefix, rsync_rsh
+
+        spec = host_spec(self.any_host, self.config)
+        argv = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh)]
+        if prev is not None:
+            argv.append(f"--link-dest={prev}")
+        argv += [f"{remote_prefix(spec.ssh)}{source}/", f"{dest}/"]
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
-    def cli_backup(name: str) -> int:
-        """Runs `pobsync backup`; returns its own peak RSS in KiB."""
+    def old_argv(self, host, dest: Path, prev: Path) -> None:
+        from pobsync_models.specs import host_spec
+        from pobsync_runner.rsync import rsync_argv
+
+        argv = rsync_argv(host_spec(host, self.config), dest, link_dest=prev)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+    def runner_job(self, host, key: tuple[int, int, str]) -> None:
+        from pobsync_models.models import BackupRun
+
+        runner = self.runners.pop(host.pk, None)
+        if runner is None:  # not prepared (an untimed base): queue it now
+            self.prepare_job(host)
+            runner = self.runners.pop(host.pk)
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        if not runner.process_one():
+            raise SystemExit("the runner found no job")
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        run = BackupRun.objects.filter(host=host).latest("pk")
+        if run.outcome != BackupRun.Outcome.SUCCESS:
+            raise SystemExit(f"runner job for {host.name}: {run.outcome}: {run.message}")
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        self.cpu_per_file.setdefault(key, []).append(cpu / max(run.files_total or 1, 1) * 1e6)
+
+    def prepare_job(self, host) -> None:
+        """Untimed: queue the job and build the runner; process_one() is what is timed."""
+        from pobsync_models.queue import enqueue
+        from pobsync_runner.worker import Runner
+
+        enqueue(host)
+        self.runners[host.pk] = Runner(interval=1.0, say=lambda _text: None)
+
+    def cli(self, host) -> None:
         r, w = os.pipe()
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "bench" / "_pobsync_rss.py"), "backup", name],
+            [
+                "/usr/bin/time", "-o", "/dev/null",  # a small parent: see the docstring
+                sys.executable, str(REPO / "bench" / "_pobsync_rss.py"), "backup", host.name,
+            ],
             pass_fds=(w,),
             stdout=subprocess.DEVNULL,
             env={
@@ -144,66 +204,182 @@ def run(args, work: Path, server) -> int:
                 "PATH": f"{BIN}:{os.environ['PATH']}",
                 "POBSYNC_BENCH_RSS_FD": str(w),
             },
-        )
+        )  # fmt: skip
         os.close(w)
         code = proc.wait()
         peak = os.read(r, 100)
         os.close(r)
         if code != 0:
-            raise SystemExit(f"pobsync backup {name} failed ({code})")
-        return int(peak)
+            raise SystemExit(f"pobsync backup {host.name} failed ({code})")
+        self.rss.append(int(peak))
 
-    warm = host("warm", src)
-    raw(raw_root / "warm", None, host_spec(warm, config))  # page cache warm for everyone
-    shutil.rmtree(raw_root / "warm")
+    def newest(self, host) -> Path:
+        return Path(host.snapshots.filter(state="complete").latest("name").path)
 
-    times: dict[str, list[float]] = {
-        k: [] for k in ("raw_full", "cli_full", "raw_inc", "cli_inc", "lib_full", "lib_inc")
-    }
-    rss: list[int] = []
 
-    def one_round(k: int) -> None:
-        h_cli, h_lib = host(f"cli{k}", src), host(f"lib{k}", src)
-        spec = host_spec(h_cli, config)
-        full, inc = raw_root / f"full{k}", raw_root / f"inc{k}"
-        full.mkdir()
-        inc.mkdir()
-        steps_full = [
-            ("raw_full", lambda: raw(full, None, spec)),
-            ("cli_full", lambda: rss.append(cli_backup(h_cli.name))),
-            ("lib_full", lambda: run_backup(h_lib)),
-        ]
-        steps_inc = [
-            ("raw_inc", lambda: raw(inc, full, spec)),
-            ("cli_inc", lambda: rss.append(cli_backup(h_cli.name))),
-            ("lib_inc", lambda: run_backup(h_lib)),
-        ]
-        for steps in (steps_full, steps_inc):
-            for key, step in steps if k % 2 == 0 else list(reversed(steps)):
-                times[key].append(timed(step))
-        for path in (full, inc, root / h_cli.name, root / h_lib.name):
-            shutil.rmtree(path, ignore_errors=True)
-
-    for k in range(args.runs):
-        one_round(k)
-
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print()
-    head = ("backup", "raw rsync", "pobsync CLI", "ratio", "run_backup()", "ratio")
-    print(f"{head[0]:<22}{head[1]:>11}{head[2]:>13}{head[3]:>7}{head[4]:>14}{head[5]:>7}")
-    for label, key in (("full", "full"), ("unchanged incremental", "inc")):
-        r, c, lib = med[f"raw_{key}"], med[f"cli_{key}"], med[f"lib_{key}"]
-        print(f"{label:<22}{r:>10.2f}s{c:>12.2f}s{c / r:>7.2f}{lib:>13.2f}s{lib / r:>7.2f}")
-    small_host = host("small", small)
-    small_rss = cli_backup(small_host.name)
-    print()
+def run(args, work: Path, tree_root: Path, server) -> int:
+    sizes = [int(x) for x in args.sizes.split(",")]
+    depths = [int(x) for x in args.depths.split(",")]
+    load = os.getloadavg()
     print(
-        f"pobsync peak RSS (own process, rsync excluded): {max(rss) / 1024:.1f} MB with "
-        f"{args.files} files, {small_rss / 1024:.1f} MB with {max(args.files // 10, 1)} files"
+        f"workload: {'/'.join(f'{n:,}' for n in sizes)} files of {FILE_SIZE} bytes at depths "
+        f"{depths}, {args.rounds} interleaved rounds; {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.2f} at the start; rsync {rsync_version()}"
     )
+    b = Bench(args, work, server)
+    results: dict[tuple[int, int, str, str], list[float]] = {}
+    for files in sizes:
+        for depth in depths:
+            top = Path(f"{tree_root}-n{files}")
+            src = top.joinpath(*["sub"] * (depth - 1))
+            src.mkdir(parents=True, exist_ok=True)
+            t = timed(lambda src=src, files=files: generate(src, files))
+            print(f"generated {files:,} files at {src} (depth {len(src.parts) - 1}) in {t:.1f} s")
+            try:
+                one_tree(b, results, src, files, depth)
+            finally:
+                shutil.rmtree(top, ignore_errors=True)
+    report(b, results, sizes, depths)
     bench_retention()
     bench_discovery(work)
     return 0
+
+
+def rsync_version() -> str:
+    out = subprocess.run(["rsync", "--version"], capture_output=True, text=True).stdout
+    return out.split()[2] if out else "?"
+
+
+def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
+    big = files > 20_000
+    tag = f"n{files}d{depth}"
+    b.any_host = h_run = b.host(f"run-{tag}", src)
+    h_cli = b.host(f"cli-{tag}", src)
+    h_old = b.host(f"old-{tag}", src)
+    plain_dir = b.plain_root / tag
+    plain_dir.mkdir()
+    seq = iter(range(1_000_000))
+
+    def record(step: str, steps, k: int) -> None:
+        b.prepare_job(h_run)
+        for name, fn in steps if k % 2 == 0 else list(reversed(steps)):
+            results.setdefault((files, depth, step, name), []).append(timed(fn))
+
+    # Plain and old-argv bases: plain copies of the tree.
+    state = {"plain": None, "old": None}
+
+    def plain_step(prev_key="plain"):
+        dest = plain_dir / f"p{next(seq)}"
+        b.plain(src, dest, state[prev_key])
+        state["plain"] = dest
+
+    def old_step():
+        dest = plain_dir / f"o{next(seq)}"
+        dest.mkdir()
+        b.old_argv(h_old, dest, state["old"])
+
+    if big:  # bases once, untimed
+        plain_step()
+        b.runner_job(h_run, (files, depth, "full"))
+        b.cli(h_cli)
+    state["old"] = old_base(b, h_old, plain_dir)
+    for k in range(b.args.rounds):
+        if not big:
+            state["plain"] = None
+            clear(b, [h_run, h_cli])
+            record(
+                "full",
+                [
+                    ("plain", plain_step),
+                    ("runner", lambda: b.runner_job(h_run, (files, depth, "full"))),
+                    ("CLI", lambda: b.cli(h_cli)),
+                ],
+                k,
+            )
+        record(
+            "unchanged",
+            [
+                ("plain", plain_step),
+                ("runner", lambda: b.runner_job(h_run, (files, depth, "unchanged"))),
+                ("CLI", lambda: b.cli(h_cli)),
+                ("old argv", old_step),
+            ],
+            k,
+        )
+        if not big:
+            change_one_percent(src, files, k)
+            b.old_argv(h_old, state["old"], None)  # untimed: the old argv's base follows
+            record(
+                "1% changed",
+                [
+                    ("plain", plain_step),
+                    ("runner", lambda: b.runner_job(h_run, (files, depth, "1% changed"))),
+                    ("CLI", lambda: b.cli(h_cli)),
+                ],
+                k,
+            )
+        prune(b, [h_run, h_cli], plain_dir, state)
+
+
+def old_base(b: Bench, h_old, plain_dir: Path) -> Path:
+    """A base in the layout the old argv expects (the tree at its full path), untimed."""
+    dest = plain_dir / "old-base"
+    dest.mkdir()
+    b.old_argv(h_old, dest, None)
+    return dest
+
+
+def prune(b: Bench, hosts, plain_dir: Path, state) -> None:
+    """Keep each contender's newest snapshot only, so disk use stays flat."""
+    keep = {state["plain"], state["old"]}
+    for path in plain_dir.iterdir():
+        if path not in keep:
+            shutil.rmtree(path)
+    for host in hosts:
+        snaps = list(host.snapshots.filter(state="complete").order_by("name"))
+        for record in snaps[:-1]:
+            shutil.rmtree(record.path, ignore_errors=True)
+            record.delete()
+
+
+def clear(b: Bench, hosts) -> None:
+    """No snapshots at all, so the next backup is a full one."""
+    for host in hosts:
+        for record in host.snapshots.all():
+            shutil.rmtree(record.path, ignore_errors=True)
+            record.delete()
+
+
+def report(b: Bench, results, sizes, depths) -> None:
+    print()
+    print("medians in seconds; ratio = contender / plain copy, same run")
+    head = f"{'files':>7} {'depth':>5}  {'step':<11}{'plain':>8}{'runner':>14}{'CLI':>14}"
+    print(head + f"{'old argv':>14}{'runner CPU':>13}")
+    for files in sizes:
+        for depth in depths:
+            for step in ("full", "unchanged", "1% changed"):
+                plain = results.get((files, depth, step, "plain"))
+                if not plain:
+                    continue
+                base = statistics.median(plain)
+                line = f"{files:>7} {depth:>5}  {step:<11}{base:>7.2f}s"
+                for name in ("runner", "CLI", "old argv"):
+                    v = results.get((files, depth, step, name))
+                    if v:
+                        m = statistics.median(v)
+                        line += f"{m:>7.2f}s x{m / base:<4.2f}"
+                    else:
+                        line += " " * 14
+                cpu = b.cpu_per_file.get((files, depth, step))
+                if cpu:
+                    line += f"{statistics.median(cpu):>8.1f} us/f"
+                print(line)
+    print()
+    print(
+        f"pobsync CLI peak RSS (own process, rsync excluded): median "
+        f"{statistics.median(b.rss) / 1024:.1f} MB, max {max(b.rss) / 1024:.1f} MB "
+        f"over {len(b.rss)} backups"
+    )
 
 
 def bench_retention() -> None:

@@ -150,6 +150,56 @@ class _SourceScan:
         return None
 
 
+def _help_cache_path(name: str) -> Path | None:
+    """Where `pobsync <name> --help`'s text is kept, keyed by everything it depends on:
+    the Python and Django versions, the terminal width, and the name, size and mtime of
+    every module of pobsync's apps. Like Python's own __pycache__ (and kept there), a
+    change to any of them simply misses and fills a new entry."""
+    if not name.replace("-", "").isalnum():
+        return None
+    import hashlib
+    import shutil
+
+    key = hashlib.sha256()
+    key.update(f"{sys.version}|{shutil.get_terminal_size().columns}|".encode())
+    django = importlib.util.find_spec("django")
+    if django is None or not django.origin:
+        return None
+    roots = [Path(django.origin)]
+    for app in POBSYNC_APPS:
+        spec = importlib.util.find_spec(app)
+        if spec is not None and spec.submodule_search_locations:
+            roots.append(Path(spec.submodule_search_locations[0]))
+    try:
+        for root in roots:
+            paths = [root] if root.is_file() else sorted(root.rglob("*.py"))
+            for path in paths:
+                st = path.stat()
+                key.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    except OSError:
+        return None
+    return Path(__file__).parent / "__pycache__" / f"cli-help-{name}-{key.hexdigest()[:20]}.txt"
+
+
+def _write_help_cache(path: Path, command_class: type, name: str) -> None:
+    """Render the command's help into `path` (best effort: a read-only install just
+    renders it every time)."""
+    import io
+    from contextlib import redirect_stdout
+
+    buffer = io.StringIO()
+    try:
+        with redirect_stdout(buffer):
+            command_class().create_parser("pobsync", name).print_help()
+        for stale in path.parent.glob(f"cli-help-{name}-*.txt"):
+            stale.unlink(missing_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+        tmp.replace(path)
+    except (OSError, SystemExit):
+        pass
+
+
 def scan_commands() -> tuple[dict[str, SimpleNamespace], tuple[str, ...]]:
     """(cli_name -> namespace with help and cli_group, CLI_GROUPS), read from source.
 
@@ -275,6 +325,13 @@ def _run(args: list[str]) -> int:
         if commands is not None:
             sys.stdout.write(render_help(commands, groups))
             return 0
+    help_cache = _help_cache_path(args[0]) if args[1:] in (["--help"], ["-h"]) else None
+    if help_cache is not None:
+        try:
+            sys.stdout.write(help_cache.read_text(encoding="utf-8"))
+            return 0
+        except OSError:
+            pass
     from django.core.exceptions import ImproperlyConfigured
     from django.db import DatabaseError
 
@@ -299,6 +356,8 @@ def _run(args: list[str]) -> int:
     if command_class is None:
         sys.stderr.write(f"pobsync: unknown command {name!r} (see `pobsync --help`)\n")
         return 2
+    if help_cache is not None:
+        _write_help_cache(help_cache, command_class, name)
     try:
         command_class().run_from_argv(["pobsync", name, *rest])
     except DatabaseError as exc:

@@ -64,3 +64,49 @@ def test_a_subcommands_help_loads_only_pobsyncs_own_apps():
     assert out[0].split() == list(LEAN_APPS)
     modules = set(out[1].split())
     assert "django.contrib.admin" not in modules and "pobsync_web" not in modules
+
+
+def _help(name: str, env: dict[str, str]) -> tuple[str, bool]:
+    """(`pobsync <name> --help`'s text, whether Django was imported to print it)."""
+    code = (
+        "import sys, io, contextlib\n"
+        "from pobsync_models.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n"
+        f"        main([{name!r}, '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "sys.stdout.write(out.getvalue())\n"
+        "sys.stdout.write('\\x00' + str('django.db' in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    text, _, imported = out.rpartition("\x00")
+    return text, imported == "True"
+
+
+def test_a_subcommands_help_is_kept_and_served_without_django_until_a_module_changes(
+    tmp_path,
+):
+    import os
+    from pathlib import Path
+
+    import pobsync_models.cli as cli
+
+    env = {**os.environ, "COLUMNS": "97"}  # a width of its own: a key no other test uses
+    for name in ("configure-host", "backup"):
+        first, first_django = _help(name, env)
+        again, again_django = _help(name, env)
+        assert f"usage: pobsync {name}" in first and first_django
+        assert again == first and not again_django
+    # Any change to a module of pobsync's apps is a miss, rendered afresh by Django.
+    module = Path(cli.__file__).parent / "commandbase.py"
+    st = module.stat()
+    try:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        text, imported = _help("backup", env)
+        assert imported and text == again
+    finally:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
