@@ -6,6 +6,7 @@ it fast (what is imported) and that the fast paths say exactly what the slow one
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,9 +59,12 @@ def test_a_subcommands_help_loads_only_pobsyncs_own_apps():
         "print(' '.join(a.name for a in apps.get_app_configs()))\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
+    # A terminal width no other run uses: the help text is not in the cache yet.
+    env = {**os.environ, "COLUMNS": str(200 + os.getpid() % 500)}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.splitlines()
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+    ).stdout.splitlines()  # fmt: skip
     assert out[0].split() == list(LEAN_APPS)
     modules = set(out[1].split())
     assert "django.contrib.admin" not in modules and "pobsync_web" not in modules
@@ -90,7 +94,6 @@ def _help(name: str, env: dict[str, str]) -> tuple[str, bool]:
 def test_a_subcommands_help_is_kept_and_served_without_django_until_a_module_changes(
     tmp_path,
 ):
-    import os
     from pathlib import Path
 
     import pobsync_models.cli as cli
