@@ -142,6 +142,9 @@ class Bench:
             known_hosts_path=str(server.known_hosts_path),
         )
         self.config.save()
+        from pobsync_models.storages import default_storage, write_marker
+
+        write_marker(default_storage())  # as configure-global --backup-root does
         self.rss: list[int] = []
         self.runners: dict[int, object] = {}
         self.cpu_per_file: dict[tuple[int, int, str], list[float]] = {}

@@ -141,6 +141,9 @@ def run(args, work: Path, server) -> int:
         known_hosts_path=str(server.known_hosts_path),
     )
     config.save()
+    from pobsync_models.storages import default_storage, write_marker
+
+    write_marker(default_storage())  # as configure-global --backup-root does
     host = Host.objects.create(
         name="db1", address="127.0.0.1", sources=[str(src)], dumps={"db.sql": command}
     )

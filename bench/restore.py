@@ -107,6 +107,9 @@ def run(args, work: Path, server) -> int:
         ssh_key_path=str(server.client_key_path),
         known_hosts_path=str(server.known_hosts_path),
     ).save()
+    from pobsync_models.storages import default_storage, write_marker
+
+    write_marker(default_storage())  # as configure-global --backup-root does
     host = Host.objects.create(name="web1", address="127.0.0.1", sources=[str(src)])
     backup = run_backup(host)
     assert backup.outcome == "success", backup.message

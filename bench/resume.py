@@ -104,6 +104,9 @@ def run(args, work: Path, server) -> int:
         known_hosts_path=str(server.known_hosts_path),
         rsync_timeout=120,
     ).save()
+    from pobsync_models.storages import default_storage, write_marker
+
+    write_marker(default_storage())  # as configure-global --backup-root does
     rsh = (
         f"ssh -F none -p {server.port} -i {server.client_key_path} -o BatchMode=yes "
         f"-o UserKnownHostsFile={server.known_hosts_path}"

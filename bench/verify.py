@@ -170,6 +170,9 @@ def run(args, work: Path, server) -> int:
         ssh_key_path=str(server.client_key_path),
         known_hosts_path=str(server.known_hosts_path),
     ).save()
+    from pobsync_models.storages import default_storage, write_marker
+
+    write_marker(default_storage())  # as configure-global --backup-root does
 
     def host(name: str, source: Path) -> Host:
         return Host.objects.create(name=name, address="127.0.0.1", sources=[str(source)])
