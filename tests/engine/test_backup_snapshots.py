@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -88,6 +89,33 @@ def test_it_preserves_content_modes_symlinks_and_odd_names(engine):
     assert os.readlink(got / "link") == "sub dir/deep.bin"
     assert os.readlink(got / "dangling") == "/nonexistent/target"
     assert (got / "run.sh").stat().st_mtime == script.stat().st_mtime
+
+
+def test_it_keeps_a_symlinks_mtime_to_the_nanosecond(engine):
+    """rsync compares whole seconds by default and sets a symlink's time only when that
+    comparison differs, so a link made (or matched in the previous snapshot) within the
+    source time's second kept the wrong nanoseconds; the restore tests then flaked."""
+    link = engine.src / "link"
+    os.symlink("does-not-exist", link)
+    # A full backup: the source's second is the one the backup creates the link in
+    # (the backup starts just after the second begins and takes well under a second).
+    time.sleep(1 - time.time() % 1)
+    now = time.time_ns()
+    os.utime(link, ns=(now, now - now % 10**9 + 999_999_999), follow_symlinks=False)
+    first = run_backup(engine.host)
+    assert first.outcome == BackupRun.Outcome.SUCCESS, first.message + first.log_tail
+    got = landed(engine, engine.host_dir / first.snapshot_name) / "link"
+    assert got.lstat().st_mtime_ns == link.lstat().st_mtime_ns
+    # An incremental one: the previous snapshot's link differs from the source only in
+    # nanoseconds, so it must not be reused (--link-dest) with the old time.
+    os.utime(link, ns=(1_600_000_000_123_456_789,) * 2, follow_symlinks=False)
+    second = run_backup(engine.host)
+    os.utime(link, ns=(1_600_000_000_987_654_321,) * 2, follow_symlinks=False)
+    third = run_backup(engine.host)
+    assert third.outcome == BackupRun.Outcome.SUCCESS, third.message + third.log_tail
+    assert third.base_snapshot_name == second.snapshot_name
+    got = landed(engine, engine.host_dir / third.snapshot_name) / "link"
+    assert got.lstat().st_mtime_ns == 1_600_000_000_987_654_321
 
 
 def test_it_keeps_each_source_at_its_own_path_and_honours_excludes(engine):

@@ -53,7 +53,8 @@ def test_it_builds_an_rsync_argv_with_link_dest_excludes_and_options():
     s = spec(excludes=("*.tmp", "/var/cache"), rsync_options=("--bwlimit=5M", "-H"))
     argv = rsync_argv(s, Path("/backups/web1/N.partial"), link_dest=Path("/backups/web1/OLD"))
     assert argv[0] == "rsync"
-    for option in ("--archive", "--numeric-ids", "--relative", "--timeout=900", "--stats"):
+    options = ("--archive", "--numeric-ids", "--modify-window=-1", "--relative", "--timeout=900")
+    for option in (*options, "--stats"):
         assert option in argv
     assert "--link-dest=/backups/web1/OLD" in argv
     assert argv.index("--exclude=/.pobsync-snapshot.json") < argv.index("--exclude=*.tmp")

@@ -80,6 +80,9 @@ def restore_argv(spec: RestoreSpec) -> list[str]:
         argv[1:1] = ["--rsh", rsync_rsh(spec.ssh)]
         argv.append(f"{remote_prefix(spec.ssh)}{spec.remote_dest}/")
     else:
+        # Nanosecond mtimes for symlinks too (see rsync_argv). Local copies only: a
+        # push hands it to the remote as "-@-1", which rrsync refuses.
+        argv[1:1] = ["--modify-window=-1"]
         argv.append(f"{spec.target_dir}/")
     return argv
 

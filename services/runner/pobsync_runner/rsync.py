@@ -58,6 +58,12 @@ def rsync_argv(
         "rsync",
         "--archive",
         "--numeric-ids",
+        # Compare mtimes to the nanosecond. At the default (0) rsync compares whole
+        # seconds, and a symlink (whose time is set without the "accurate time" flag
+        # regular files get after their transfer) made in the same second as the
+        # source's mtime is taken as already right: the snapshot keeps the time rsync
+        # created it, not the source's. The host's own options come later and win.
+        "--modify-window=-1",
         "--relative",
         f"--timeout={spec.rsync_timeout}",
         "--no-human-readable",
