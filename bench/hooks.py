@@ -25,12 +25,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from bench._site import run_in_site  # noqa: E402
 
 
 def make_dump(path: Path, megabytes: int, salt: int) -> None:
@@ -57,7 +58,8 @@ def timed(fn) -> float:
 
 
 def new_bytes(snapshot: Path, earlier: list[Path]) -> int:
-    """Bytes of files in `snapshot` (its metadata file aside) that no earlier one holds."""
+    """Bytes of files in `snapshot` that no earlier one holds, its own metadata files aside
+    (.pobsync-snapshot.json and the manifest, new in every snapshot)."""
     seen = set()
     for old in earlier:
         for dirpath, _dirs, files in os.walk(old):
@@ -66,7 +68,7 @@ def new_bytes(snapshot: Path, earlier: list[Path]) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(snapshot):
         for name in files:
-            if name == ".pobsync-snapshot.json":  # the snapshot's own metadata, always new
+            if dirpath == str(snapshot) and name.startswith(".pobsync-"):
                 continue
             st = os.lstat(os.path.join(dirpath, name))
             if st.st_ino not in seen:
@@ -82,29 +84,9 @@ def main() -> int:
     ap.add_argument("--workdir", help="where to build the source and backups (default: tmp)")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="pobsync-bench-hooks-", dir=args.workdir))
-    home = work / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "POBSYNC_HOME": str(home),
-            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
-        }
+    return run_in_site(
+        "pobsync-bench-hooks-", args.workdir, lambda work, server: run(args, work, server)
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from tests.support.sshd import running_sshd
-
-    try:
-        call_command("migrate", verbosity=0)
-        with running_sshd(work / "sshd") as server:
-            return run(args, work, server)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args, work: Path, server) -> int:

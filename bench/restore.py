@@ -26,14 +26,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench.backup import generate, timed  # noqa: E402
+from bench._site import generate_tree as generate  # noqa: E402
+from bench._site import run_in_site  # noqa: E402
+from bench.backup import timed  # noqa: E402
 
 TAR_CHILD = """
 import os, resource, sys, time
@@ -57,30 +58,12 @@ def main() -> int:
     ap.add_argument("--tar-megabytes", type=int, default=1024)
     ap.add_argument("--workdir", help="where to build the trees (default: a tmp dir)")
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pobsync-bench-restore-", dir=args.workdir))
-    home = work / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "POBSYNC_HOME": str(home),
-            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
-            "POBSYNC_ALLOWED_HOSTS": "testserver",
-        }
+    return run_in_site(
+        "pobsync-bench-restore-",
+        args.workdir,
+        lambda work, server: run(args, work, server),
+        POBSYNC_ALLOWED_HOSTS="testserver",
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from tests.support.sshd import running_sshd
-
-    try:
-        call_command("migrate", verbosity=0)
-        with running_sshd(work / "sshd") as server:
-            return run(args, work, server)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args, work: Path, server) -> int:

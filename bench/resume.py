@@ -24,13 +24,14 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from bench._site import run_in_site  # noqa: E402
 
 SLOW = "--bwlimit=30000"  # KiB/s for the interrupted pull: 80% of 150 MB in about 4 s
 INTERRUPT_AT = 0.8
@@ -57,29 +58,7 @@ def main() -> int:
     ap.add_argument("--megabytes", type=int, default=150)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="pobsync-bench-resume-"))
-    home = work / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "POBSYNC_HOME": str(home),
-            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from tests.support.sshd import running_sshd
-
-    try:
-        call_command("migrate", verbosity=0)
-        with running_sshd(work / "sshd") as server:
-            return run(args, work, server)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return run_in_site("pobsync-bench-resume-", None, lambda work, server: run(args, work, server))
 
 
 def run(args, work: Path, server) -> int:

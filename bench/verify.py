@@ -29,15 +29,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
-BIN = Path(sys.executable).parent
 
-from bench.backup import generate  # noqa: E402
+from bench._site import generate_tree as generate  # noqa: E402
+from bench._site import run_in_site  # noqa: E402
+
+BIN = Path(sys.executable).parent
 
 
 def timed(fn) -> float:
@@ -124,29 +125,9 @@ def main() -> int:
     if shutil.which("xxh128sum") is None:
         raise SystemExit("xxh128sum missing: apt-get install xxhash")
 
-    work = Path(tempfile.mkdtemp(prefix="pobsync-bench-verify-", dir=args.workdir))
-    home = work / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "POBSYNC_HOME": str(home),
-            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
-        }
+    return run_in_site(
+        "pobsync-bench-verify-", args.workdir, lambda work, server: run(args, work, server)
     )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from tests.support.sshd import running_sshd
-
-    try:
-        call_command("migrate", verbosity=0)
-        with running_sshd(work / "sshd") as server:
-            return run(args, work, server)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args, work: Path, server) -> int:

@@ -1,0 +1,66 @@
+"""A throwaway pobsync site for the benchmarks that back up through a real sshd: a work
+directory with its own SQLite database, Django set up and migrated, and the sshd of
+tests/support/sshd.py on 127.0.0.1. Not part of pobsync."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def run_in_site(
+    prefix: str, workdir: str | None, body: Callable[[Path, Any], int], **env: str
+) -> int:
+    """Call body(work, sshd) inside a fresh site; the work directory is removed after."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
+    home = work / "home"
+    home.mkdir()
+    os.environ.update(
+        {
+            "POBSYNC_HOME": str(home),
+            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
+            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
+            **env,
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from tests.support.sshd import running_sshd
+
+    try:
+        call_command("migrate", verbosity=0)
+        with running_sshd(work / "sshd") as server:
+            return body(work, server)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def generate_tree(src: Path, files: int, megabytes: int) -> None:
+    """`files` files in 100-file directories, `megabytes` in all, sizes varying around the
+    mean (the tree of the restore and verify benchmarks)."""
+    total = megabytes * 1024 * 1024
+    mean = max(total // max(files, 1), 1)
+    block = os.urandom(4 * 1024 * 1024)
+    written = 0
+    for i in range(files):
+        d = src / f"d{i // 100:04d}"
+        if i % 100 == 0:
+            d.mkdir(parents=True, exist_ok=True)
+        size = mean // 2 + (i * 7919) % (mean + 1)
+        size = min(size, total - written) if i < files - 1 else max(total - written, 0)
+        offset = (i * 4099) % (len(block) - min(size, len(block)) + 1)
+        with open(d / f"f{i:06d}.dat", "wb") as fh:
+            left = size
+            while left > 0:
+                chunk = block[offset : offset + min(left, len(block) - offset)]
+                fh.write(chunk)
+                left -= len(chunk)
+                offset = 0
+        written += size
