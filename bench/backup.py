@@ -42,7 +42,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -51,6 +50,9 @@ REPO = Path(__file__).resolve().parents[1]
 # bench/queue.py would shadow the standard library's `queue` (imported by Django via
 # asgiref): put the repository root, not this folder, on the path.
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from bench._site import run_in_site  # noqa: E402
+
 BIN = Path(sys.executable).parent
 FILE_SIZE = 4096
 
@@ -94,34 +96,14 @@ def main() -> int:
     if args.quick:
         args.sizes, args.rounds = "2000", 2
 
-    work = Path(tempfile.mkdtemp(prefix="pobsync-bench-", dir=args.workdir))
-    home = work / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "POBSYNC_HOME": str(home),
-            "DATABASE_URL": f"sqlite:///{home / 'bench.sqlite3'}",
-            "DJANGO_SETTINGS_MODULE": "pobsync_models.settings",
-            "POBSYNC_SECRET_KEY": "bench-only",
-        }
-    )
-    import django
+    def body(work: Path, server) -> int:
+        tree_root = Path(f"/pobsync-bench-{uuid.uuid4().hex[:8]}")
+        if os.geteuid() != 0:  # cannot write to "/": deeper, and the output says how deep
+            tree_root = work / "trees" / "t"
+            tree_root.parent.mkdir()
+        return run(args, work, tree_root, server)
 
-    django.setup()
-    from django.core.management import call_command
-
-    from tests.support.sshd import running_sshd
-
-    tree_root = Path(f"/pobsync-bench-{uuid.uuid4().hex[:8]}")
-    if os.geteuid() != 0:  # cannot write to "/": deeper, and the output says how deep
-        tree_root = work / "trees" / "t"
-        tree_root.parent.mkdir()
-    try:
-        call_command("migrate", verbosity=0)
-        with running_sshd(work / "sshd") as server:
-            return run(args, work, tree_root, server)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return run_in_site("pobsync-bench-", args.workdir, body)
 
 
 class Bench:
