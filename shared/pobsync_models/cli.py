@@ -191,6 +191,9 @@ def _write_help_cache(path: Path, command_class: type, name: str) -> None:
     try:
         with redirect_stdout(buffer):
             command_class().create_parser("pobsync", name).print_help()
+        # Python makes __pycache__ only when it writes bytecode: not under
+        # PYTHONDONTWRITEBYTECODE (CI sets it), so the cache makes it itself.
+        path.parent.mkdir(exist_ok=True)
         for stale in path.parent.glob(f"cli-help-{name}-*.txt"):
             stale.unlink(missing_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
