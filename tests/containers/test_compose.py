@@ -277,6 +277,13 @@ def test_it_scales_runners_on_mariadb(
     project.wait_healthy(MARIADB_SERVICES[:2])
     project.wait_healthy(["runner-mariadb"], replicas=2)
     create_staff(project, "web-mariadb")
+    # The SQLite stack marked the shared backup volume for its own database; this one
+    # takes it over, as docs/docker.md tells an operator switching to MariaDB.
+    project.run(
+        "exec", "-T", "runner-mariadb", "pobsync", "configure-global",
+        "--backup-root", BACKUP_ROOT, check=False,
+    )  # fmt: skip
+    project.exec("runner-mariadb", "pobsync", "storage", "mark", "default", "--take-over")
 
     # Four hosts whose pulls take a few seconds each (--bwlimit), so both runners work.
     source = tmp_path / "bulk"

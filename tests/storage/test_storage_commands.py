@@ -125,6 +125,22 @@ def test_it_sets_caps_and_remarks_a_storage(configured, capsys):
     assert marker_problem(spec_of(Storage.objects.get(name="default"))) is None
 
 
+def test_it_takes_a_disk_over_from_another_database_only_when_told(configured, capsys):
+    # The disk's marker names the "default" storage of the database this server used
+    # before (switching from SQLite to MariaDB): same name, another identity.
+    old = {"storage": "default", "marker_id": "0" * 32}
+    (configured / MARKER_FILE).write_text(json.dumps(old))
+    default = Storage.objects.get(name="default")
+    assert "not this one" in marker_problem(spec_of(default))
+    with pytest.raises(CommandError, match="--take-over if its snapshots are now this one's"):
+        call_command("storage", "mark", "default")
+    assert json.loads((configured / MARKER_FILE).read_text()) == old  # untouched
+    with pytest.raises(CommandError, match="storage mark default --take-over"):
+        call_command("configure_global", "--backup-root", str(configured))
+    run("storage", "mark", "default", "--take-over", capsys=capsys)
+    assert marker_problem(spec_of(default)) is None
+
+
 def test_the_runner_refuses_an_unknown_storage(configured):
     with pytest.raises(CommandError, match="unknown storage 'nope'"):
         call_command("runner", "--once", "--storage", "nope")

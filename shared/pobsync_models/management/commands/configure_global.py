@@ -99,7 +99,8 @@ class Command(PobsyncCommand):
         if marker is not None:
             raise CommandError(
                 f"saved, but {root / MARKER_FILE} marks storage {marker.get('storage')!r}: "
-                "backups stop at the mount guard until the backup root is the right disk"
+                "backups stop at the mount guard until the backup root is the right disk "
+                "(`pobsync storage mark default --take-over` if it is)"
             )
         try:
             write_marker(storage)

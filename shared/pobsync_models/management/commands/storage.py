@@ -63,6 +63,12 @@ class Command(PobsyncCommand):
             "mark", help="(re)write the marker file: only on the right, mounted disk", **common
         )
         mark.add_argument("name")
+        mark.add_argument(
+            "--take-over",
+            action="store_true",
+            help="rewrite a marker that names another storage: for a disk whose snapshots "
+            "moved to this database (e.g. after switching from SQLite to MariaDB)",
+        )
 
     def _limits(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -180,10 +186,11 @@ class Command(PobsyncCommand):
         if not path.is_dir():
             raise CommandError(f"{path} is not a directory: mount the disk first")
         marker = read_marker(path)
-        if marker is not None and marker.get("marker_id") != s.marker_id:
+        foreign = marker is not None and marker.get("marker_id") != s.marker_id
+        if foreign and not opts["take_over"]:
             raise CommandError(
-                f"{path / MARKER_FILE} marks storage {marker.get('storage')!r}: "
-                "this disk belongs to another storage"
+                f"{path / MARKER_FILE} marks storage {marker.get('storage')!r}: this disk "
+                "belongs to another storage (--take-over if its snapshots are now this one's)"
             )
         try:
             write_marker(s)
