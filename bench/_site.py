@@ -42,6 +42,26 @@ def run_in_site(
         shutil.rmtree(work, ignore_errors=True)
 
 
+def configure_site(backup_root: Path, server: Any, **fields: Any) -> Any:
+    """The global configuration backing up through `server`, with the backup root marked
+    as the default storage (what `pobsync configure-global --backup-root` does)."""
+    from pobsync_models.models import GlobalConfig
+    from pobsync_models.storages import default_storage, write_marker
+
+    config = GlobalConfig(
+        pk=1,
+        backup_root=str(backup_root),
+        ssh_user=server.user,
+        ssh_port=server.port,
+        ssh_key_path=str(server.client_key_path),
+        known_hosts_path=str(server.known_hosts_path),
+        **fields,
+    )
+    config.save()
+    write_marker(default_storage())
+    return config
+
+
 def generate_tree(src: Path, files: int, megabytes: int) -> None:
     """`files` files in 100-file directories, `megabytes` in all, sizes varying around the
     mean (the tree of the restore and verify benchmarks)."""

@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 # asgiref): put the repository root, not this folder, on the path.
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site  # noqa: E402
 
 BIN = Path(sys.executable).parent
 FILE_SIZE = 4096
@@ -108,25 +108,13 @@ def main() -> int:
 
 class Bench:
     def __init__(self, args, work: Path, server) -> None:
-        from pobsync_models.models import GlobalConfig
 
         self.args, self.work, self.server = args, work, server
         self.root = work / "backups"
         self.plain_root = work / "plain"
         self.root.mkdir()
         self.plain_root.mkdir()
-        self.config = GlobalConfig(
-            pk=1,
-            backup_root=str(self.root),
-            ssh_user=server.user,
-            ssh_port=server.port,
-            ssh_key_path=str(server.client_key_path),
-            known_hosts_path=str(server.known_hosts_path),
-        )
-        self.config.save()
-        from pobsync_models.storages import default_storage, write_marker
-
-        write_marker(default_storage())  # as configure-global --backup-root does
+        self.config = configure_site(self.root, server)
         self.rss: list[int] = []
         self.runners: dict[int, object] = {}
         self.cpu_per_file: dict[tuple[int, int, str], list[float]] = {}

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site  # noqa: E402
 
 
 def make_dump(path: Path, megabytes: int, salt: int) -> None:
@@ -90,7 +90,7 @@ def main() -> int:
 
 
 def run(args, work: Path, server) -> int:
-    from pobsync_models.models import GlobalConfig, Host
+    from pobsync_models.models import Host
     from pobsync_models.specs import command_keys_dir, host_spec
     from pobsync_runner.backup import run_backup
     from pobsync_runner.remotekeys import (
@@ -114,18 +114,7 @@ def run(args, work: Path, server) -> int:
 
     root = work / "backups"
     root.mkdir()
-    config = GlobalConfig(
-        pk=1,
-        backup_root=str(root),
-        ssh_user=server.user,
-        ssh_port=server.port,
-        ssh_key_path=str(server.client_key_path),
-        known_hosts_path=str(server.known_hosts_path),
-    )
-    config.save()
-    from pobsync_models.storages import default_storage, write_marker
-
-    write_marker(default_storage())  # as configure-global --backup-root does
+    config = configure_site(root, server)
     host = Host.objects.create(
         name="db1", address="127.0.0.1", sources=[str(src)], dumps={"db.sql": command}
     )

@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
+from bench._site import configure_site, run_in_site  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
-from bench._site import run_in_site  # noqa: E402
 from bench.backup import timed  # noqa: E402
 
 TAR_CHILD = """
@@ -69,7 +69,7 @@ def main() -> int:
 def run(args, work: Path, server) -> int:
     from django.core.management import call_command
 
-    from pobsync_models.models import GlobalConfig, Host, RestoreRequest
+    from pobsync_models.models import Host, RestoreRequest
     from pobsync_models.queue import claim
     from pobsync_models.restores import RestoreAsk, request_restore, restore_spec
     from pobsync_runner.backup import run_backup
@@ -82,17 +82,7 @@ def run(args, work: Path, server) -> int:
     root, targets = work / "backups", work / "targets"
     root.mkdir()
     targets.mkdir()
-    GlobalConfig(
-        pk=1,
-        backup_root=str(root),
-        ssh_user=server.user,
-        ssh_port=server.port,
-        ssh_key_path=str(server.client_key_path),
-        known_hosts_path=str(server.known_hosts_path),
-    ).save()
-    from pobsync_models.storages import default_storage, write_marker
-
-    write_marker(default_storage())  # as configure-global --backup-root does
+    configure_site(root, server)
     host = Host.objects.create(name="web1", address="127.0.0.1", sources=[str(src)])
     backup = run_backup(host)
     assert backup.outcome == "success", backup.message

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site  # noqa: E402
 
 SLOW = "--bwlimit=30000"  # KiB/s for the interrupted pull: 80% of 150 MB in about 4 s
 INTERRUPT_AT = 0.8
@@ -62,7 +62,7 @@ def main() -> int:
 
 
 def run(args, work: Path, server) -> int:
-    from pobsync_models.models import GlobalConfig, Host
+    from pobsync_models.models import Host
     from pobsync_runner.backup import run_backup
     from pobsync_runner.snapshots import read_metadata
 
@@ -74,18 +74,7 @@ def run(args, work: Path, server) -> int:
             fh.write(os.urandom(1024 * 1024))
     root = work / "backups"
     root.mkdir()
-    GlobalConfig(
-        pk=1,
-        backup_root=str(root),
-        ssh_user=server.user,
-        ssh_port=server.port,
-        ssh_key_path=str(server.client_key_path),
-        known_hosts_path=str(server.known_hosts_path),
-        rsync_timeout=120,
-    ).save()
-    from pobsync_models.storages import default_storage, write_marker
-
-    write_marker(default_storage())  # as configure-global --backup-root does
+    configure_site(root, server, rsync_timeout=120)
     rsh = (
         f"ssh -F none -p {server.port} -i {server.client_key_path} -o BatchMode=yes "
         f"-o UserKnownHostsFile={server.known_hosts_path}"

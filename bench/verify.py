@@ -35,8 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
+from bench._site import configure_site, run_in_site  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
-from bench._site import run_in_site  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -131,7 +131,7 @@ def main() -> int:
 
 
 def run(args, work: Path, server) -> int:
-    from pobsync_models.models import BackupRun, GlobalConfig, Host
+    from pobsync_models.models import BackupRun, Host
     from pobsync_runner.backup import run_backup
     from pobsync_runner.verify import VerifyRequest, run_verify
 
@@ -143,17 +143,7 @@ def run(args, work: Path, server) -> int:
     generate(small, max(args.files // 10, 1), max(args.megabytes // 10, 1))
     root = work / "backups"
     root.mkdir()
-    GlobalConfig(
-        pk=1,
-        backup_root=str(root),
-        ssh_user=server.user,
-        ssh_port=server.port,
-        ssh_key_path=str(server.client_key_path),
-        known_hosts_path=str(server.known_hosts_path),
-    ).save()
-    from pobsync_models.storages import default_storage, write_marker
-
-    write_marker(default_storage())  # as configure-global --backup-root does
+    configure_site(root, server)
 
     def host(name: str, source: Path) -> Host:
         return Host.objects.create(name=name, address="127.0.0.1", sources=[str(source)])
