@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from pobsync_models.models import BackupJob, BackupRun, GlobalConfig, Host
@@ -203,14 +204,7 @@ def _started_backup(
     log.debug("backup %s: %s", host.name, argv)
 
     def report(p: Progress) -> None:
-        _db(
-            lambda: BackupRun.objects.filter(pk=run.pk).update(
-                progress_bytes=p.bytes,
-                progress_files=p.files,
-                progress_percent=p.percent,
-                progress_updated_at=timezone.now(),
-            )
-        )
+        write_progress(BackupRun.objects.filter(pk=run.pk), p)
         if progress is not None:
             progress(p)
 
@@ -440,6 +434,19 @@ def _finish(run: BackupRun, outcome: str, message: str, log_tail: str = "") -> B
 
     _db(write)
     return run
+
+
+def write_progress(rows: QuerySet, p: Progress) -> None:
+    """Store a progress update on a running job's row (a BackupRun, a RestoreRequest):
+    the fields the dashboard, the API and a waiting CLI read."""
+    _db(
+        lambda: rows.update(
+            progress_bytes=p.bytes,
+            progress_files=p.files,
+            progress_percent=p.percent,
+            progress_updated_at=timezone.now(),
+        )
+    )
 
 
 def _db(write: Callable[[], object]) -> None:

@@ -30,7 +30,7 @@ from django.utils import timezone
 from pobsync_models.models import BackupJob, RestoreRequest
 from pobsync_models.restores import RestoreError, RestoreSpec, restore_spec
 from pobsync_models.snapfs import METADATA_PREFIX
-from pobsync_runner.backup import _db  # the reconnect-once write of long rsync runs
+from pobsync_runner.backup import _db, write_progress  # reconnect-once writes
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import RsyncProcess, RsyncResult
@@ -136,14 +136,7 @@ def _run(request: RestoreRequest, spec: RestoreSpec, stop: threading.Event) -> J
     log.debug("restore %s: %s", request.pk, argv)
 
     def report(p: Progress) -> None:
-        _db(
-            lambda: RestoreRequest.objects.filter(pk=request.pk).update(
-                progress_bytes=p.bytes,
-                progress_files=p.files,
-                progress_percent=p.percent,
-                progress_updated_at=timezone.now(),
-            )
-        )
+        write_progress(RestoreRequest.objects.filter(pk=request.pk), p)
 
     proc = RsyncProcess(argv)
     proc.parser = ChangeParser()
