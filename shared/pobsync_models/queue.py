@@ -43,7 +43,12 @@ from django.utils import timezone
 from pobsync_models.events import record_event
 from pobsync_models.models import BackupJob, BackupRun, Event, GlobalConfig, Host
 from pobsync_models.run_status import has_committed_run, settle_dead_runs
-from pobsync_models.storages import ClaimScope, cap_reached, claim_scope, on_storages
+from pobsync_models.storages import (
+    ClaimScope,
+    cap_reached,
+    claim_scope,
+    on_storages,
+)
 
 log = logging.getLogger("pobsync.queue")
 
@@ -159,7 +164,8 @@ def enqueue(
     enqueued by the scheduler (pobsync_scheduler.tick), which adds the dedupe key.
 
     `kind` and `payload` (the kind's typed fields, e.g. restore=<RestoreRequest>) are
-    stored as given; the queue never interprets them."""
+    stored as given; the queue never interprets them. The job carries the host's storage
+    (BackupJob.save), which the claim's storage filter reads."""
     if priority is None:
         priority = PRIORITY_MANUAL if trigger == BackupJob.Trigger.MANUAL else PRIORITY_SCHEDULE
     return retrying(
@@ -193,21 +199,39 @@ def _candidates_query(limit: int, scope: ClaimScope | None = None):
       MariaDB materialises once; joining Host instead let it plan the host table first
       and sort every queued job.
     EXPLAIN in tests/queue/test_processes.py checks the plan on MariaDB.
-    - storage filter (storage_ids not None): hosts on other storages are excluded the
-      same way as busy hosts, by a NOT IN over the (small) host table.
+    - storage filter (scope.allowed not None): a condition on the job's own storage
+      column (BackupJob.storage, kept in step with its host's), checked on the rows the
+      index walk reads; an earlier NOT IN over the host table cost 0.3 ms a claim.
     """
     busy = Host.objects.filter(running_job__isnull=False).values("pk")
     jobs = BackupJob.objects.filter(state=State.QUEUED, run_after__lte=Now()).exclude(
         host_id__in=busy
     )
     if scope is not None and scope.allowed is not None:
-        outside = Host.objects.exclude(on_storages(scope.allowed, scope.default_pk))
-        jobs = jobs.exclude(host_id__in=outside.values("pk"))
+        jobs = jobs.filter(on_storages(scope.allowed, scope.default_pk))
     return jobs.order_by("priority", "run_after", "id").values_list("id", "host_id")[:limit]
 
 
+_CANDIDATE_SQL: dict[tuple, tuple[str, tuple]] = {}  # compiled statements, see _candidates
+
+
 def _candidates(limit: int, scope: ClaimScope | None = None) -> list[tuple[int, int]]:
-    return list(_candidates_query(limit, scope))
+    """_candidates_query's rows. Its SQL is compiled once per (database, limit, storage
+    set) and kept: building the queryset and compiling it cost Django about 0.8 ms a
+    claim, the statement itself 0.05 ms (SQLite, depth 10,000). Now() is SQL, not a
+    parameter, so a kept statement stays right."""
+    allowed = None if scope is None or scope.allowed is None else frozenset(scope.allowed)
+    key = (connection.vendor, connection.settings_dict["NAME"], limit, allowed,
+           scope.default_pk if scope else None)  # fmt: skip
+    compiled = _CANDIDATE_SQL.get(key)
+    if compiled is None:
+        if len(_CANDIDATE_SQL) > 64:  # storage sets change rarely; never grow without bound
+            _CANDIDATE_SQL.clear()
+        compiled = _candidates_query(limit, scope).query.sql_with_params()
+        _CANDIDATE_SQL[key] = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(*compiled)
+        return [(job_id, host_id) for job_id, host_id in cursor.fetchall()]
 
 
 def _at_running_limit() -> bool:

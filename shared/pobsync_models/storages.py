@@ -90,6 +90,25 @@ def storage_of(host: Host) -> Storage | None:
     return default_storage()
 
 
+def job_storage_id(host_storage_id: int | None) -> int | None:
+    """The storage id a job of a host with this storage_id carries (BackupJob.storage):
+    its own, else the default's (None only while no storage exists)."""
+    if host_storage_id is not None:
+        return host_storage_id
+    return Storage.objects.filter(is_default=True).values_list("pk", flat=True).first()
+
+
+def follow_host_storage(host: Host) -> int:
+    """Point the host's queued jobs at its storage (after the host moved); running and
+    finished jobs keep the storage they ran on. Returns the number of jobs moved."""
+    storage_id = job_storage_id(host.storage_id)
+    return (
+        BackupJob.objects.filter(host_id=host.pk, state=BackupJob.State.QUEUED)
+        .exclude(storage_id=storage_id)
+        .update(storage_id=storage_id)
+    )
+
+
 def spec_of(storage: Storage) -> StorageSpec:
     return StorageSpec(
         name=storage.name,
@@ -334,8 +353,8 @@ def claim_scope(served: Iterable[int] | None) -> ClaimScope:
 
 
 def on_storages(storage_ids: set[int], default_pk: int | None, prefix: str = "") -> Q:
-    """Hosts (or, with prefix "host__", jobs) on one of storage_ids; hosts without a
-    storage are on the default."""
+    """Hosts or jobs (their storage column) on one of storage_ids, or with prefix
+    "host__", jobs whose host is; a NULL storage is the default."""
     on = Q(**{f"{prefix}storage_id__in": storage_ids})
     if default_pk in storage_ids:
         on |= Q(**{f"{prefix}storage__isnull": True})

@@ -118,7 +118,7 @@ def test_it_enqueues_many_due_schedules_in_a_bounded_number_of_queries(
 ):
     for i in range(120):
         make_schedule(make_host(), f"15 2 * * {i % 3}", next_run_at=SLOT)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):  # 12, and the default storage's id once
         assert tick(NOW).enqueued == 120
 
 

@@ -38,6 +38,39 @@ def test_a_runner_claims_only_jobs_on_its_storages(two):
     assert claim("w:2", storages={default.pk}).job_id == on_default.pk
 
 
+def test_a_job_carries_its_hosts_storage_and_follows_the_host_when_it_moves(two):
+    default, other = two
+    host = make_host("a")  # on the default
+    queued, running, done = (make_job(host) for _ in range(3))
+    assert {j.storage_id for j in BackupJob.objects.all()} == {default.pk}
+    BackupJob.objects.filter(pk=running.pk).update(state="running")
+    BackupJob.objects.filter(pk=done.pk).update(state="succeeded")
+    host.storage = other
+    host.save()
+    stored = dict(BackupJob.objects.values_list("pk", "storage_id"))
+    # only the queued job moves: the others ran (or run) on the default storage
+    assert stored == {queued.pk: other.pk, running.pk: default.pk, done.pk: default.pk}
+    assert claim("w:1", storages={default.pk}) is None
+    assert claim("w:1", storages={other.pk}).job_id == queued.pk
+
+
+def test_jobs_the_scheduler_queues_carry_their_hosts_storage(two):
+    from datetime import timedelta
+
+    from pobsync_models.models import Schedule
+    from pobsync_scheduler.tick import tick
+
+    default, other = two
+    now = timezone.now()
+    for host in (make_host("a"), make_host("b", storage=other)):
+        Schedule.objects.create(host=host, cron="* * * * *", next_run_at=now - timedelta(minutes=1))
+    assert tick(now).enqueued == 2
+    stored = dict(BackupJob.objects.values_list("host__name", "storage_id"))
+    assert stored == {"a": default.pk, "b": other.pk}
+    on_other = BackupJob.objects.get(host__name="b")
+    assert claim("w:1", storages={other.pk}).job_id == on_other.pk
+
+
 def test_a_storage_cap_holds_and_frees_with_the_jobs(two):
     _, other = two
     Storage.objects.filter(pk=other.pk).update(max_running_jobs=1)

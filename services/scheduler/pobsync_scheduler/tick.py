@@ -42,6 +42,7 @@ from django.utils import timezone
 from pobsync_models.models import BackupJob, Schedule
 from pobsync_models.queue import PRIORITY_SCHEDULE, retrying
 from pobsync_models.schedules import NeverFiresError, SchedulePlan, next_after, plan
+from pobsync_models.storages import job_storage_id
 
 log = logging.getLogger("pobsync.scheduler")
 
@@ -87,6 +88,7 @@ class Due(NamedTuple):
     next_run_at: datetime
     prune: bool
     kind: str
+    storage_id: int | None  # the host's (NULL: the default storage)
 
 
 DUE_FIELDS = (
@@ -98,6 +100,7 @@ DUE_FIELDS = (
     "next_run_at",
     "prune",
     "kind",
+    "host__storage_id",
 )
 
 
@@ -172,7 +175,7 @@ class JobRows:
     statement): a duplicate slot raises IntegrityError like any insert, never ignored.
     """
 
-    VARYING = ("host", "schedule", "scheduled_for", "run_after", "prune", "kind")
+    VARYING = ("host", "schedule", "scheduled_for", "run_after", "prune", "kind", "storage")
 
     def __init__(self) -> None:
         fields = [f for f in BackupJob._meta.concrete_fields if not f.primary_key]
@@ -200,6 +203,8 @@ class JobRows:
     def _prepared(self, name: str, value: object) -> object:
         key = (name, value)
         if key not in self.cache:
+            if name == "storage" and value is None:  # a host without one: the default's
+                value = job_storage_id(None)
             field = BackupJob._meta.get_field(name)
             self.cache[key] = field.get_db_prep_save(value, connection)
         return self.cache[key]
@@ -212,6 +217,7 @@ class JobRows:
         values[self.index["run_after"]] = self._prepared("run_after", slot)
         values[self.index["prune"]] = self._prepared("prune", schedule.prune)
         values[self.index["kind"]] = self._prepared("kind", schedule.kind)
+        values[self.index["storage"]] = self._prepared("storage", schedule.storage_id)
         return tuple(values)
 
     def insert(self, rows: list[tuple]) -> None:

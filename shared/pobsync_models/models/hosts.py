@@ -188,6 +188,14 @@ class Host(RetentionFields):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is None or "storage" in fields:
+            from pobsync_models.storages import follow_host_storage
+
+            follow_host_storage(self)
+
     @property
     def last_outcome(self) -> str | None:
         """The newest finished run's outcome, None when none finished yet."""

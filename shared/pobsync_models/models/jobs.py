@@ -53,6 +53,18 @@ class BackupJob(models.Model):
         related_name="job",
     )
 
+    # The storage the host lived on when the job was queued (NULL: the default, when no
+    # storage existed yet); moving the host moves its queued jobs (Host.save). The claim
+    # filters on this column, so a runner serving some storages reads no host row.
+    storage = models.ForeignKey(
+        "pobsync_models.Storage",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
     worker_id = models.CharField(max_length=128, blank=True)
@@ -79,3 +91,10 @@ class BackupJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} {self.host_id} {self.state}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self._state.adding and self.storage_id is None:
+            from pobsync_models.storages import job_storage_id
+
+            self.storage_id = job_storage_id(self.host.storage_id)
+        super().save(*args, **kwargs)
