@@ -9,7 +9,9 @@ once into a snapshot over a loopback sshd (tests/support/sshd.py).
   `rrsync -wo -no-del`): a restore job queued with request_restore(), claimed and run
   by a Runner (claim, heartbeat thread, executor, finish: what `pobsync runner` does
   per job), against raw rsync running the same argv (restore_argv) by hand. Fresh
-  target each time, interleaved (order alternates per round), median of K runs.
+  target each time, interleaved (order alternates per round), median of K runs (6);
+  each step is timed until its data is on disk (a sync inside the timing, after an
+  untimed one before it), so each side pays exactly for its own writeback.
 * The tar download (pobsync_web.browse.tarstream) of the snapshot and of a tree of
   T MB (default 1,024), written to /dev/null in a child process that reports its
   peak RSS, against GNU tar -c of the same tree piped to cat (and through gzip -1
@@ -54,7 +56,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=20_000)
     ap.add_argument("--megabytes", type=int, default=500)
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=6)
     ap.add_argument("--tar-megabytes", type=int, default=1024)
     ap.add_argument("--workdir", help="where to build the trees (default: a tmp dir)")
     args = ap.parse_args()
@@ -129,7 +131,7 @@ def run(args, work: Path, server) -> int:
         pairs = [steps[0:2], steps[2:4]]
         for pair in pairs:
             for key, step in pair if k % 2 == 0 else list(reversed(pair)):
-                times[key].append(timed(step))
+                times[key].append(timed(step, to_disk=True))
         for p in targets.iterdir():
             shutil.rmtree(p)
     med = {k: statistics.median(v) for k, v in times.items()}

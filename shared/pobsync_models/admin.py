@@ -46,6 +46,12 @@ class GlobalConfigAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return not GlobalConfig.objects.exists()
 
+    def save_model(self, request: HttpRequest, obj: GlobalConfig, form: Any, change: bool) -> None:
+        from pobsync_models.global_verify import sync_global_verify
+
+        super().save_model(request, obj, form, change)
+        sync_global_verify()  # the global verify cron reaches every host's row now
+
 
 @admin.register(Storage)
 class StorageAdmin(admin.ModelAdmin):
@@ -179,15 +185,20 @@ class HostAdmin(admin.ModelAdmin):
 
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
-    list_display = ("host", "kind", "cron", "timezone", "prune", "enabled", "next_run_at")
-    list_filter = ("kind", "enabled", "prune", "timezone")
+    list_display = (
+        "host", "kind", "inherited", "cron", "timezone", "prune", "enabled", "next_run_at"
+    )  # fmt: skip
+    list_filter = ("kind", "inherited", "enabled", "prune", "timezone")
     search_fields = ("host__name", "cron")
     list_select_related = ("host",)
     readonly_fields = ("next_run_at", "last_scheduled_for")
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        from pobsync_models.global_verify import sync_global_verify
+
         forget_due_time_if_retimed(obj, form.changed_data)
         super().save_model(request, obj, form, change)
+        sync_global_verify()  # a host's own verify schedule replaces the global one
 
 
 @admin.register(BackupJob)

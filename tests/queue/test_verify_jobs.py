@@ -39,13 +39,25 @@ def web1(procdb, sshd, tmp_path):
     return root, src
 
 
-def test_a_scheduled_verify_job_runs_on_a_runner_and_never_beside_a_backup(procdb, web1, tmp_path):
+SCHEDULE_COMMANDS = {
+    # the host's own verification schedule
+    "host": (("schedule", "web1", "--verify", "--cron", "*/5 * * * *"), "verify schedule created"),
+    # the global one, which every host without its own follows
+    "global": (("configure-global", "--verify-cron", "*/5 * * * *"), "1 host(s) added"),
+}
+
+
+@pytest.mark.parametrize("which", sorted(SCHEDULE_COMMANDS))
+def test_a_scheduled_verify_job_runs_on_a_runner_and_never_beside_a_backup(
+    procdb, web1, tmp_path, which
+):
     root, src = web1
     first = procdb.pobsync("backup", "web1")
     assert first.returncode == 0, first.stderr
     procdb.tool("update_host", name="web1", rsync_options=["--bwlimit=256"])  # ~4 s backup
-    out = procdb.pobsync("schedule", "web1", "--verify", "--cron", "*/5 * * * *")
-    assert out.returncode == 0 and "verify schedule created for web1" in out.stdout, out.stderr
+    command, said = SCHEDULE_COMMANDS[which]
+    out = procdb.pobsync(*command)
+    assert out.returncode == 0 and said in out.stdout, out.stdout + out.stderr
     earlier = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     procdb.tool("clear_next_run")
     tick = procdb.pobsync("scheduler", "--once", "--now", earlier)

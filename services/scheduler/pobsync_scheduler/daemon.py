@@ -17,8 +17,9 @@ from django.utils import timezone
 from pobsync_models import registry
 from pobsync_models.alerts import notify
 from pobsync_models.daemon import Daemon
+from pobsync_models.global_verify import sync_global_verify
 from pobsync_models.models import WorkerProcess
-from pobsync_models.queue import reap
+from pobsync_models.queue import reap, retrying
 from pobsync_scheduler.tick import tick
 
 # Wake this long after the boundary, so the slot is already due (next_run_at <= now)
@@ -71,6 +72,9 @@ class Scheduler(Daemon):
         reaped = reap()
         if reaped.total:
             self.say(f"reaped expired leases: {reaped.summary()}")
+        synced = retrying(sync_global_verify)  # hosts added since get the global verify
+        if synced.changed:
+            self.say(synced.summary())
         result = tick(self.fixed_now or timezone.now(), known_broken=self.broken)
         if result.enqueued or result.initialised or result.broken:
             self.say(f"tick: {result.summary()}")

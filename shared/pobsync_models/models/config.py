@@ -6,10 +6,12 @@ from django.db import models
 from pobsync_models.validators import (
     validate_absolute_path,
     validate_bwlimit,
+    validate_cron,
     validate_hook_timeout,
     validate_optional_absolute_path,
     validate_server_hook,
     validate_ssh_user,
+    validate_timezone,
 )
 
 RETENTION_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
@@ -92,6 +94,16 @@ class GlobalConfig(RetentionFields):
     verify_sample_percent = models.FloatField(
         default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)]
     )
+    # The global verification schedule: every host without a verify schedule of its own
+    # gets one that follows it (Schedule.inherited, pobsync_models.schedules
+    # .sync_global_verify). Empty: no global schedule.
+    verify_cron = models.CharField(
+        max_length=128,
+        blank=True,
+        validators=[validate_cron],
+        help_text="Cron of the verify jobs of every host without its own verify schedule.",
+    )
+    verify_timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -22,6 +22,10 @@ class Schedule(models.Model):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     prune = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
+    # True on a verify schedule that follows the global one (GlobalConfig.verify_cron),
+    # NULL otherwise: unique with (host, kind), so a host has at most one such row
+    # while any number of its own (NULLs never collide, on SQLite and MariaDB alike).
+    inherited = models.BooleanField(null=True, default=None, editable=False)
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_scheduled_for = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -30,7 +34,13 @@ class Schedule(models.Model):
     class Meta:
         ordering = ["host__name", "id"]
         indexes = [models.Index(fields=["enabled", "next_run_at"], name="schedule_due_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["host", "kind", "inherited"], name="schedule_one_inherited"
+            )
+        ]
 
     def __str__(self) -> str:
         kind = "" if self.kind == "backup" else f" {self.kind}"
+        kind += " (global)" if self.inherited else ""
         return f"{self.host.name}{kind}: {self.cron} ({self.timezone})"

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import PobsyncCommand, validation_error
+from pobsync_models.global_verify import sync_global_verify
 from pobsync_models.hostconfig import upsert_global
 from pobsync_models.management.hook_args import add_hook_arguments, hook_values
 from pobsync_models.management.retention_args import add_keep_arguments, keep_values
@@ -41,6 +42,15 @@ class Command(PobsyncCommand):
             metavar="P",
             help="verify jobs read this share of the other snapshots' files (5)",
         )
+        parser.add_argument(
+            "--verify-cron",
+            metavar="CRON",
+            help='verify jobs of every host without its own verify schedule, e.g. "30 4 * * 0"'
+            ' ("" removes the global schedule)',
+        )
+        parser.add_argument(
+            "--verify-timezone", metavar="TZ", help="time zone of --verify-cron (default UTC)"
+        )
         add_keep_arguments(parser, inherit=False)
         add_hook_arguments(parser, host=False)
 
@@ -57,10 +67,13 @@ class Command(PobsyncCommand):
             "max_running_jobs": "max_running_jobs",
             "verify_outdated_days": "verify_outdated_days",
             "verify_sample_percent": "verify_sample_percent",
+            "verify_timezone": "verify_timezone",
         }
         for option, field in mapping.items():
             if opts[option] is not None:
                 values[field] = opts[option]
+        if opts["verify_cron"] is not None:
+            values["verify_cron"] = " ".join(opts["verify_cron"].split())
         values.update(keep_values(opts))
         values.update(hook_values(opts, host=False))
         if GlobalConfig.load() is None and "backup_root" not in values:
@@ -81,6 +94,7 @@ class Command(PobsyncCommand):
                 ) from None
             self.stdout.write(f"created backup root {root}")
         self.mark_default(root)
+        synced = sync_global_verify()
         verb = "created" if created else "updated"
         if not changes and not created:
             self.stdout.write("global configuration unchanged")
@@ -88,6 +102,8 @@ class Command(PobsyncCommand):
         self.stdout.write(f"global configuration {verb}:")
         for change in changes:
             self.stdout.write(f"  {change}")
+        if synced.changed:
+            self.stdout.write(f"  {synced.summary()}")
 
     def mark_default(self, root: Path) -> None:
         """The backup root is the default storage: give it its marker file (the mount

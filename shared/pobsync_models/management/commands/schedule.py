@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand, get_host, validation_error
+from pobsync_models.global_verify import sync_global_verify
 from pobsync_models.models import Schedule
 from pobsync_models.schedules import NeverFiresError, next_after
 from pobsync_models.validators import validate_cron, validate_timezone
@@ -45,7 +46,10 @@ class Command(PobsyncCommand):
         if opts["verify"] and opts["prune"] is not None:
             raise CommandError("--prune is for backup schedules, not with --verify")
         what = "verify schedule" if opts["verify"] else "schedule"
-        schedules = list(Schedule.objects.filter(host=host, kind=kind).order_by("id"))
+        # The host's own; a row that follows the global verify schedule is not edited here
+        # (configure-global --verify-cron), it is replaced by the host's own.
+        own = Schedule.objects.filter(host=host, kind=kind, inherited__isnull=True)
+        schedules = list(own.order_by("id"))
         if len(schedules) > 1:
             # Several schedules per host are possible (admin); this command edits one.
             raise CommandError(
@@ -85,6 +89,8 @@ class Command(PobsyncCommand):
             raise validation_error(exc) from None
         with transaction.atomic():
             schedule.save()
+            if kind == "verify":
+                sync_global_verify()  # drops the host's row of the global schedule
         verb = "created" if created else "updated"
         when = schedule.next_run_at.isoformat() if schedule.next_run_at else "-"
         what = "verify schedule" if kind == "verify" else "schedule"

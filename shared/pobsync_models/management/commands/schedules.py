@@ -40,7 +40,7 @@ class Command(PobsyncCommand):
             rows.append(
                 (
                     s.host.name,
-                    s.kind,
+                    f"{s.kind} (global)" if s.inherited else s.kind,
                     s.cron,
                     s.timezone,
                     ("yes" if s.prune else "no") if s.kind == "backup" else "",
