@@ -75,6 +75,46 @@ def test_it_keeps_memory_flat_over_200000_progress_lines():
     assert peak < 512 * 1024  # the writer's 75 KB chunk and one 64 KiB read, not the stream
 
 
+def test_it_takes_a_progress_line_per_file_in_batches_not_a_wake_up_each(monkeypatch):
+    """rsync writes one progress line per file; the reader waits a moment after a short
+    read so it wakes a few dozen times a second, not once per file (issue 16)."""
+    import threading
+    import time
+
+    import pobsync_runner.rsync as rsync_module
+
+    reads = []
+    real_read = os.read
+
+    def counting_read(fd, n):
+        data = real_read(fd, n)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(rsync_module.os, "read", counting_read)
+    r, w = os.pipe()
+    line = b"\r   123456789  42%  10.00MB/s    0:00:10 (xfr#12345, to-chk=999/100000)"
+
+    def write() -> None:  # 3,000 files over about 0.6 s, a line at a time
+        for i in range(3000):
+            os.write(w, line)
+            if i % 50 == 0:
+                time.sleep(0.01)
+        os.write(w, b"\nNumber of files: 3000\n")
+        os.close(w)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    parser = OutputParser()
+    for text, done in rsync_module._lines(r, settle=rsync_module.STDOUT_SETTLE_SECONDS):
+        parser.feed(text) if done else parser.feed_progress(text)
+    writer.join()
+    os.close(r)
+    assert parser.stats.files_all == 3000  # nothing lost
+    assert parser.progress.bytes == 123456789
+    assert len(reads) < 100, len(reads)  # about 20 a second, against 3,000 unbatched
+
+
 def test_it_describes_exit_codes_and_finds_the_telling_stderr_line():
     assert describe_exit(24) == (
         "rsync exited with code 24 (partial transfer due to vanished source files)"

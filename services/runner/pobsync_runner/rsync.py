@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -35,6 +36,9 @@ from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
 STDERR_TAIL_LINES = 40
 MAX_LINE = 4096  # longer lines (a runaway path) are cut, never accumulated
+STDOUT_SETTLE_SECONDS = 0.05  # see _lines: at most 20 wake-ups a second for progress
+SETTLE_BELOW = 16384  # a read shorter than this waits before the next
+PIPE_BYTES = 1 << 20  # rsync's stdout pipe (Linux default 64 KiB; the unprivileged max)
 KILL_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
 
@@ -138,14 +142,22 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _lines(fd: int) -> Iterator[tuple[str, bool]]:
+def _lines(fd: int, *, settle: float = 0.0) -> Iterator[tuple[str, bool]]:
     """(line, complete) split on \n or \r, read in 64 KiB chunks.
 
     rsync *starts* each progress redraw with \r, so the newest progress line is only
     terminated by the next one; it is also yielded early, marked incomplete.
+
+    settle: after a short read, wait this long before the next one, so rsync's output
+    (a progress line per file) is taken in batches rather than a wake-up per line: one
+    wake-up per file cost the restore of 20,000 files 0.3 s beside rsync on 2 cores. A
+    full read never waits, and the pipe is enlarged (_grow_pipe) so rsync does not
+    block on it meanwhile.
     """
     pending = b""
     while chunk := os.read(fd, 65536):
+        if settle and len(chunk) < SETTLE_BELOW:
+            time.sleep(settle)
         parts = chunk.replace(b"\r", b"\n").split(b"\n")
         parts[0] = pending + parts[0]
         pending = parts.pop()[:MAX_LINE]
@@ -156,6 +168,15 @@ def _lines(fd: int) -> Iterator[tuple[str, bool]]:
             yield pending.decode("utf-8", errors="replace"), False
     if pending:
         yield pending.decode("utf-8", errors="replace"), True
+
+
+def _grow_pipe(fd: int) -> None:
+    """Let the pipe hold PIPE_BYTES (less when /proc/sys/fs/pipe-max-size says so)."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setpipe is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
 class RsyncProcess:
@@ -248,7 +269,8 @@ class RsyncProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
     def _read_stdout(self, stream) -> None:
-        for line, complete in _lines(stream.fileno()):
+        _grow_pipe(stream.fileno())
+        for line, complete in _lines(stream.fileno(), settle=STDOUT_SETTLE_SECONDS):
             if complete:
                 self.parser.feed(line)
             else:
