@@ -165,6 +165,50 @@ def test_deleted_replaced_and_symlinked_files_are_named_never_followed(engine, t
     assert state(run) == Integrity.CORRUPT
 
 
+@pytest.mark.parametrize("listing", ["directory listing", "listing disagrees with lstat"])
+def test_damage_in_one_of_several_snapshots_sharing_inodes_is_named_there_only(
+    engine, monkeypatch, listing
+):
+    for name in ("a", "b", "c", "d"):
+        (engine.src / name).write_bytes(os.urandom(10_000))
+    runs = backups(engine, 3)
+    middle = runs[1].snapshot_name
+    in_snapshot(engine, runs[1], "a").unlink()
+    b = in_snapshot(engine, runs[1], "b")
+    st, data = b.stat(), b.read_bytes()
+    b.unlink()  # another inode: same size and mtime, other bytes
+    b.write_bytes(data[::-1])
+    os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns))
+    c = in_snapshot(engine, runs[1], "c")
+    c.unlink()
+    os.symlink("/etc/passwd", c)
+    if listing == "listing disagrees with lstat":  # as where d_ino is not st_ino
+        from pobsync_runner.safe_read import DirCursor
+
+        real = DirCursor.identity
+
+        def wrong_inode(self, path):
+            seen = real(self, path)
+            return None if seen is None else (seen[0], seen[1] + 7, seen[2])
+
+        monkeypatch.setattr(DirCursor, "identity", wrong_inode)
+
+    ok, out = verify()
+
+    assert not ok
+    src = str(engine.src).lstrip("/")
+    problems = sorted(x for x in out.splitlines() if x.startswith(("MISSING", "CHANGED")))
+    assert problems == [
+        f"CHANGED {src}/b: content differs from the manifest (xxh128) (in {middle})",
+        f"CHANGED {src}/c: no longer a regular file (in {middle})",
+        f"MISSING {src}/a: no longer in the snapshot (in {middle})",
+    ]
+    record = VerifyRun.objects.get()
+    assert record.problems == 3 and record.files_checked == 12
+    assert record.files_read == 5  # a, b, c, d once for all three, and the new b
+    assert [state(r) for r in runs] == [Integrity.VERIFIED, Integrity.CORRUPT, Integrity.VERIFIED]
+
+
 @contextmanager
 def as_nobody():
     if os.geteuid() != 0:

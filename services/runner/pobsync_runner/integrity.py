@@ -160,7 +160,9 @@ def verify(
     streams = [s.entries() for s, c in zip(sources, cursors, strict=True) if c is not None]
     pending: list[tuple[bytes, int, Entry]] = []
     try:
-        for item in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        # (path, index, entry) tuples compare by path, then index, which no two share:
+        # the entries themselves are never compared, and no key function runs per item.
+        for item in heapq.merge(*streams):
             if pending and pending[0][0] != item[0]:
                 _group(pending, sources, cursors, report, throttle, cache, sample, rng)
                 pending = []
@@ -208,33 +210,7 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
             sources[i].result.read_all = False
             _pass(sources[i], entry, None)
         return
-    by_inode: dict[tuple[int, int], list[tuple[int, Entry, int, os.stat_result]]] = {}
-    for _, i, entry in pending:
-        source = sources[i]
-        name, result = source.target.name, source.result
-        result.read += 1
-        try:
-            dir_fd, st = cursors[i].lstat(path)
-        except OSError as exc:
-            kind = MISSING if exc.errno in (errno.ENOENT, errno.ENOTDIR) else CHANGED
-            if exc.errno == errno.ELOOP:
-                detail = "a directory on its path was replaced by a symlink"
-            elif kind == MISSING:
-                detail = "no longer in the snapshot"
-            else:
-                kind, detail = UNREADABLE, exc.strerror or str(exc)
-            shown = display_path(path)
-            report.add(Finding(kind, shown, detail, [name]))
-            result.damaged(shown)
-            _pass(source, entry, None)
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            shown = display_path(path)
-            report.add(Finding(CHANGED, shown, "no longer a regular file", [name]))
-            result.damaged(shown)
-            _pass(source, entry, None)
-            continue
-        by_inode.setdefault((st.st_dev, st.st_ino), []).append((i, entry, dir_fd, st))
+    by_inode = _locate(path, pending, sources, cursors, report)
     for (dev, ino), members in by_inode.items():
         if not sampled and not any(sources[i].full for i, *_ in members):
             # Only sampled snapshots hold this inode and the sample left it out.
@@ -287,6 +263,74 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
             report.add(Finding(kind, shown, detail, names, path, (dev, ino)))
             for name in names:
                 report.snapshots[name].damaged(shown)
+
+
+Located = dict[tuple[int, int], list[tuple[int, Entry, int, os.stat_result]]]
+
+
+def _locate(path: bytes, pending, sources, cursors, report) -> Located:
+    """The group's entries by the inode each snapshot holds at `path`; a missing or
+    changed one becomes a finding here. Snapshots sharing inodes (the usual case) cost
+    one directory listing per directory and one lstat per distinct inode, not an lstat
+    per snapshot: the listing's d_ino groups them, and the lstat of one member checks
+    the listing (a mismatch, as on a file system whose d_ino is not st_ino, falls back
+    to an lstat per member)."""
+    located: Located = {}
+    listed: dict[tuple[int, int], list[tuple[int, Entry]]] = {}
+    for _, i, entry in pending:
+        sources[i].result.read += 1
+        try:
+            seen = cursors[i].identity(path)
+        except OSError as exc:
+            _unreachable(path, sources[i], entry, exc, report)
+            continue
+        if seen is None:
+            _unreachable(path, sources[i], entry, OSError(errno.ENOENT, "missing"), report)
+        elif not seen[2]:
+            _not_regular(path, sources[i], entry, report)
+        else:
+            listed.setdefault((seen[0], seen[1]), []).append((i, entry))
+    for key, members in listed.items():
+        i0 = members[0][0]
+        try:
+            dir_fd, st = cursors[i0].lstat(path)
+        except OSError:
+            st = None
+        if st is not None and (st.st_dev, st.st_ino) == key and stat.S_ISREG(st.st_mode):
+            located.setdefault(key, []).extend((i, e, dir_fd, st) for i, e in members)
+            continue
+        for i, entry in members:  # the listing and the inode disagree: ask each one
+            try:
+                dir_fd, st = cursors[i].lstat(path)
+            except OSError as exc:
+                _unreachable(path, sources[i], entry, exc, report)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                _not_regular(path, sources[i], entry, report)
+                continue
+            located.setdefault((st.st_dev, st.st_ino), []).append((i, entry, dir_fd, st))
+    return located
+
+
+def _unreachable(path: bytes, source: _Source, entry: Entry, exc: OSError, report) -> None:
+    kind = MISSING if exc.errno in (errno.ENOENT, errno.ENOTDIR) else CHANGED
+    if exc.errno == errno.ELOOP:
+        detail = "a directory on its path was replaced by a symlink"
+    elif kind == MISSING:
+        detail = "no longer in the snapshot"
+    else:
+        kind, detail = UNREADABLE, exc.strerror or str(exc)
+    shown = display_path(path)
+    report.add(Finding(kind, shown, detail, [source.target.name]))
+    source.result.damaged(shown)
+    _pass(source, entry, None)
+
+
+def _not_regular(path: bytes, source: _Source, entry: Entry, report) -> None:
+    shown = display_path(path)
+    report.add(Finding(CHANGED, shown, "no longer a regular file", [source.target.name]))
+    source.result.damaged(shown)
+    _pass(source, entry, None)
 
 
 def _single(item, sources, cursors, report, throttle) -> bool:
