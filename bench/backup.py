@@ -9,8 +9,9 @@ real sshd on 127.0.0.1 (tests/support/sshd.py), placed at depth 1 (`/pobsync-ben
 and at depth 4 (`/pobsync-bench-X/a/b/c`) of the remote's file system (run as root; as
 another user the trees go under the work directory, which is deeper, and it says so).
 
-Contenders, each timed after an untimed `sync`, interleaved (the order alternates each
-round, so each goes first equally often), medians of --rounds:
+Contenders, each timed after an untimed `sync` and until its data is on disk (a `sync`
+inside the timing), interleaved (the order alternates each round, so each goes first
+equally often), medians of --rounds:
 - plain: `rsync -a --numeric-ids [--link-dest=PREV] host:SRC/ DEST/` with pobsync's
   ssh options: the baseline, the copy an operator would write by hand;
 - runner: a real job through the runner (enqueue, claim, lock, stage, rsync, commit,
@@ -243,7 +244,8 @@ def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
     def record(step: str, steps, k: int) -> None:
         b.prepare_job(h_run)
         for name, fn in steps if k % 2 == 0 else list(reversed(steps)):
-            results.setdefault((files, depth, step, name), []).append(timed(fn))
+            # To disk: a full copy's writeback would otherwise land in the next step.
+            results.setdefault((files, depth, step, name), []).append(timed(fn, to_disk=True))
 
     # Plain and old-argv bases: plain copies of the tree.
     state = {"plain": None, "old": None}
