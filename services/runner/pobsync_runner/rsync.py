@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -142,7 +143,9 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def _lines(fd: int, *, settle: float = 0.0) -> Iterator[tuple[str, bool]]:
+def _lines(
+    fd: int, *, settle: float = 0.0, exited: threading.Event | None = None
+) -> Iterator[tuple[str, bool]]:
     """(line, complete) split on \n or \r, read in 64 KiB chunks.
 
     rsync *starts* each progress redraw with \r, so the newest progress line is only
@@ -152,12 +155,16 @@ def _lines(fd: int, *, settle: float = 0.0) -> Iterator[tuple[str, bool]]:
     (a progress line per file) is taken in batches rather than a wake-up per line: one
     wake-up per file cost the restore of 20,000 files 0.3 s beside rsync on 2 cores. A
     full read never waits, and the pipe is enlarged (_grow_pipe) so rsync does not
-    block on it meanwhile.
+    block on it meanwhile. `exited` (set once rsync is gone) ends the waiting, so the
+    last output is taken at once.
     """
     pending = b""
     while chunk := os.read(fd, 65536):
         if settle and len(chunk) < SETTLE_BELOW:
-            time.sleep(settle)
+            if exited is None:
+                time.sleep(settle)
+            else:
+                exited.wait(settle)
         parts = chunk.replace(b"\r", b"\n").split(b"\n")
         parts[0] = pending + parts[0]
         pending = parts.pop()[:MAX_LINE]
@@ -179,6 +186,31 @@ def _grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, setpipe, PIPE_BYTES)
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the process exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _exited_within(proc: subprocess.Popen, pidfd: int | None, timeout: float) -> bool:
+    """Wait up to `timeout` for proc to exit; True once it has (and is reaped). With a
+    pidfd the wait ends the moment it exits; Popen.wait(timeout) polls in steps of up
+    to 50 ms, which every job paid once more after rsync had finished."""
+    if pidfd is not None:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        if not ready:
+            return False
+        proc.wait()
+        return True
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 class RsyncProcess:
     """One running rsync. Call run(); progress callbacks happen on the calling thread."""
 
@@ -188,6 +220,7 @@ class RsyncProcess:
         self.parser = OutputParser()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._exited = threading.Event()  # rsync is gone: the stdout reader waits no more
 
     def run(
         self,
@@ -216,13 +249,11 @@ class RsyncProcess:
             reader.start()
         stopped = False
         last_report, seen = time.monotonic(), 0
+        pidfd = _pidfd(self.proc.pid)
         try:
             while True:
-                try:
-                    self.proc.wait(timeout=poll_interval)
+                if _exited_within(self.proc, pidfd, poll_interval):
                     break
-                except subprocess.TimeoutExpired:
-                    pass
                 if stop is not None and stop.is_set():
                     stopped = True
                     self.kill()
@@ -237,6 +268,9 @@ class RsyncProcess:
             self.kill()
             raise
         finally:
+            if pidfd is not None:
+                os.close(pidfd)
+            self._exited.set()
             for reader in readers:
                 reader.join(timeout=30)
             self.proc.stdout.close()
@@ -270,7 +304,8 @@ class RsyncProcess:
 
     def _read_stdout(self, stream) -> None:
         _grow_pipe(stream.fileno())
-        for line, complete in _lines(stream.fileno(), settle=STDOUT_SETTLE_SECONDS):
+        lines = _lines(stream.fileno(), settle=STDOUT_SETTLE_SECONDS, exited=self._exited)
+        for line, complete in lines:
             if complete:
                 self.parser.feed(line)
             else:
