@@ -69,6 +69,15 @@ def _module_file(module: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin else None
 
 
+def _import_of(stmt: ast.stmt, name: str) -> tuple[str, str] | None:
+    """(module, name in it) when `stmt` is `from MODULE import ...` binding `name`."""
+    if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+        for alias in stmt.names:
+            if (alias.asname or alias.name) == name:
+                return stmt.module, alias.name
+    return None
+
+
 class _SourceScan:
     """Class attributes read from source with `ast`, following `from X import Name`."""
 
@@ -96,13 +105,12 @@ class _SourceScan:
                 isinstance(t, ast.Name) and t.id == name for t in stmt.targets
             ):
                 return self.resolve(stmt.value, path)
-            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
-                for alias in stmt.names:
-                    if (alias.asname or alias.name) == name:
-                        source = _module_file(stmt.module)
-                        if source is None:
-                            raise _UnreadableError(f"{path}: cannot find {stmt.module}")
-                        return self.name(alias.name, source)
+            if imported := _import_of(stmt, name):
+                module, original = imported
+                source = _module_file(module)
+                if source is None:
+                    raise _UnreadableError(f"{path}: cannot find {module}")
+                return self.name(original, source)
         raise _UnreadableError(f"{path}: {name} is not a module-level literal")
 
     def class_attrs(self, name: str, path: Path) -> dict[str, object]:
@@ -130,23 +138,20 @@ class _SourceScan:
                     ):
                         attrs[target.id] = self.resolve(value, path)
                 return attrs
-            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
-                for alias in stmt.names:
-                    if (alias.asname or alias.name) == name:
-                        source = _module_file(stmt.module)
-                        return {} if source is None else self.class_attrs(alias.name, source)
+            if imported := _import_of(stmt, name):
+                module, original = imported
+                source = _module_file(module)
+                return {} if source is None else self.class_attrs(original, source)
         raise _UnreadableError(f"{path}: no class {name}")
 
     def _origin(self, name: str, path: Path) -> Path | None:
         for stmt in self.tree(path).body:
             if isinstance(stmt, ast.ClassDef) and stmt.name == name:
                 return path
-            if isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
-                for alias in stmt.names:
-                    if (alias.asname or alias.name) == name:
-                        if not stmt.module.startswith(POBSYNC_APPS):
-                            return None  # Django's own classes carry no CLI attributes
-                        return _module_file(stmt.module)
+            if imported := _import_of(stmt, name):
+                if not imported[0].startswith(POBSYNC_APPS):
+                    return None  # Django's own classes carry no CLI attributes
+                return _module_file(imported[0])
         return None
 
 
