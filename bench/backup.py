@@ -43,7 +43,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -52,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 # asgiref): put the repository root, not this folder, on the path.
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site, timed  # noqa: E402
 
 BIN = Path(sys.executable).parent
 FILE_SIZE = 4096
@@ -74,18 +73,6 @@ def change_one_percent(src: Path, files: int, salt: int) -> None:
     for i in range(salt % 100, files, 100):
         path = src / f"d{i // 100:04d}" / f"f{i:06d}.dat"
         path.write_bytes(os.urandom(FILE_SIZE))
-
-
-def timed(fn, *, to_disk: bool = False) -> float:
-    # Flush the previous step's dirty pages first (untimed): otherwise whichever step
-    # runs next pays for the last one's writeback. to_disk: the step's own writes are
-    # flushed inside the timing, so a step that writes much pays for exactly its own.
-    os.sync()
-    started = time.perf_counter()
-    fn()
-    if to_disk:
-        os.sync()
-    return time.perf_counter() - started
 
 
 def main() -> int:

@@ -25,13 +25,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site, timed  # noqa: E402
 
 
 def make_dump(path: Path, megabytes: int, salt: int) -> None:
@@ -48,13 +47,6 @@ def make_dump(path: Path, megabytes: int, salt: int) -> None:
             f.write(rows)
             line += 2000
         f.truncate(target)
-
-
-def timed(fn) -> float:
-    os.sync()
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def new_bytes(snapshot: Path, earlier: list[Path]) -> int:

@@ -29,23 +29,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site, timed  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
 
 BIN = Path(sys.executable).parent
-
-
-def timed(fn) -> float:
-    os.sync()
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def drop_cache(tree: Path) -> None:
