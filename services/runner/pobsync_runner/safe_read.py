@@ -80,11 +80,12 @@ class DirCursor:
         fd = self.directory(parent)
         if self._listing is None:
             dev = os.fstat(fd).st_dev
-            # The magic link names this very descriptor (no path walk, no symlink
-            # followed) and, being bytes, gives bytes names.
-            with os.scandir(b"/proc/self/fd/%d" % fd) as entries:
+            # Listed through the descriptor itself (no path walked, no symlink followed,
+            # no /proc needed); names come as str and go back to their exact bytes.
+            with os.scandir(fd) as entries:
                 self._listing = {
-                    e.name: (dev, e.inode(), e.is_file(follow_symlinks=False)) for e in entries
+                    os.fsencode(e.name): (dev, e.inode(), e.is_file(follow_symlinks=False))
+                    for e in entries
                 }
         return self._listing.get(name)
 
