@@ -115,8 +115,9 @@ def test_the_scheduler_enqueues_verify_jobs_from_the_global_schedule(db, tmp_pat
     first = Scheduler(interval=60, now=now, send_inline=True, say=lambda _t: None)
     first.process_one()  # adds both hosts' rows and initialises their next run
     assert Schedule.objects.filter(inherited=True).count() == 2
-    later = Scheduler(interval=60, now=now + timedelta(minutes=6), say=lambda _t: None)
-    later.send_inline = True
+    later = Scheduler(
+        interval=60, now=now + timedelta(minutes=6), send_inline=True, say=lambda _t: None
+    )
     later.process_one()
     jobs = list(BackupJob.objects.values_list("host_id", "kind", "trigger"))
     assert jobs == [(host.pk, "verify", "schedule")]  # none for the disabled host
