@@ -8,7 +8,8 @@ once into a snapshot over a loopback sshd (tests/support/sshd.py).
 * Restore to a directory and to the host (over the sshd, with the restore key behind
   `rrsync -wo -no-del`): a restore job queued with request_restore(), claimed and run
   by a Runner (claim, heartbeat thread, executor, finish: what `pobsync runner` does
-  per job), against raw rsync running the same argv (restore_argv) by hand. Fresh
+  per job), against the plain copy an operator would run by hand (`rsync -aHS
+  --numeric-ids --relative SNAP/./PATH DEST/`, over ssh with the restore key). Fresh
   target each time, interleaved (order alternates per round), K runs (10): medians,
   and the verdict, the median of each round's job / raw ratio;
   each step is timed until its data is on disk (a sync inside the timing, after an
@@ -35,9 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site  # noqa: E402
+from bench._site import configure_site, run_in_site, timed  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
-from bench.backup import timed  # noqa: E402
 
 TAR_CHILD = """
 import os, resource, sys, time
@@ -76,7 +76,6 @@ def run(args, work: Path, server) -> int:
     from pobsync_models.queue import claim
     from pobsync_models.restores import RestoreAsk, request_restore, restore_spec
     from pobsync_runner.backup import run_backup
-    from pobsync_runner.restore import restore_argv
     from pobsync_runner.worker import Runner
 
     src = work / "src"
@@ -114,12 +113,12 @@ def run(args, work: Path, server) -> int:
         assert outcome == "success", RestoreRequest.objects.get(pk=job.restore_id).message
 
     def raw(to_dir: Path | None, to_host: Path | None) -> None:
-        job = request_restore(host, ask(to_dir, to_host), "bench-spec")  # for the same argv
+        job = request_restore(host, ask(to_dir, to_host), "bench-spec")  # paths and ssh
         spec = restore_spec(job.restore)
         job.delete()
         if to_dir:
             to_dir.mkdir()
-        subprocess.run(restore_argv(spec), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(plain_restore_argv(spec), check=True, stdout=subprocess.DEVNULL)
 
     times: dict[str, list[float]] = {k: [] for k in ("raw_dir", "job_dir", "raw_host", "job_host")}
     for k in range(args.runs):
@@ -150,6 +149,21 @@ def run(args, work: Path, server) -> int:
     bench_tar(snapshot, work, args.tar_megabytes)
     bench_browse(snapshot, host, work)
     return 0
+
+
+def plain_restore_argv(spec) -> list[str]:
+    """The copy an operator would run by hand for the same restore: `rsync -aHS
+    --numeric-ids --relative SNAP/./PATH... DEST/` (over ssh with the restore key, the
+    transport pobsync uses too), without pobsync's own options (progress, stats, the
+    metadata exclude, --ignore-existing)."""
+    from pobsync_runner.ssh import remote_prefix, rsync_rsh
+
+    argv = ["rsync", "-aHS", "--numeric-ids", "--relative"]
+    argv += [f"{spec.snapshot_root}/.{path}" for path in spec.paths]
+    if spec.ssh is not None:
+        return [*argv[:1], "--rsh", rsync_rsh(spec.ssh), *argv[1:],
+                f"{remote_prefix(spec.ssh)}{spec.remote_dest}/"]  # fmt: skip
+    return [*argv, f"{spec.target_dir}/"]
 
 
 class _Capture:
