@@ -41,6 +41,13 @@ def test_it_restores_to_a_directory_keeping_full_paths(site, tmp_path):
     restored = target / str(site.src).lstrip("/")
     assert manifest(restored) == original
     assert sorted(os.listdir(target)) == [str(site.src).lstrip("/").split("/")[0]]
+    # The record's progress ends at the finished figures, whenever rsync last reported.
+    [(percent, progress, copied, files, entries)] = site.sql(
+        "select progress_percent, progress_bytes, bytes_transferred, progress_files,"
+        " files_total from pobsync_models_restorerequest order by id desc limit 1"
+    )
+    assert (percent, progress) == (100.0, copied) and copied > 0
+    assert files > entries > 0  # every entry (files, directories, links) and the files
     everything = tmp_path / "everything"  # "/" is the whole snapshot, metadata left out
     site("restore", "web1", "/", "--to-dir", str(everything))
     assert manifest(everything / str(site.src).lstrip("/")) == original

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import tracemalloc
 
 from pobsync_runner.rsync import _lines
@@ -21,12 +22,14 @@ Total transferred file size: 1048576 bytes
 def test_it_takes_the_latest_progress_and_the_stats():
     parser = OutputParser()
     for line in [
-        "     0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=52/54)",
-        "  1081344  54% 1003.92kB/s    0:00:00  ",
-        "  2000000 100% 1002.15kB/s    0:00:01 (xfr#1, to-chk=0/54)",
+        "\r     0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=52/54)",
+        "\r  1081344  54% 1003.92kB/s    0:00:00  ",
+        "\r  2000000 100% 1002.15kB/s    0:00:01 (xfr#1, to-chk=0/54)",
+        "  999999999  99%  a file name that looks like progress (xfr#9, to-chk=0/9)",
         *STATS.splitlines(),
     ]:
         parser.feed(line)
+    parser.close()
     assert (parser.progress.bytes, parser.progress.percent, parser.progress.files) == (
         2000000,
         100.0,
@@ -45,10 +48,39 @@ def test_it_splits_carriage_return_redraws_and_yields_the_open_one_early():
     os.close(r)
     complete = [text for text, done in got if done]
     assert complete == [
-        "   10   1%  1kB/s  0:00:01",
-        "   20   2%  1kB/s  0:00:01",
+        "\r   10   1%  1kB/s  0:00:01",
+        "\r   20   2%  1kB/s  0:00:01",
         "Number of files: 3",
     ]
+
+
+def test_the_stdout_reader_yields_only_the_latest_of_the_redraws_in_a_read():
+    r, w = os.pipe()
+    redraws = [
+        b"\r%15d %3d%%    1.00MB/s    0:00:00 (xfr#%d, to-chk=%d/1000)"
+        % (i * 10, i // 10, i, 1000 - i)
+        for i in range(1, 1001)
+    ]
+
+    def write() -> None:  # more than a pipe holds: read while it is written
+        os.write(w, b"".join(redraws[:500]))
+        os.write(w, b"\n>f+++++++++ odd 50%\n")  # an itemized line, not a redraw
+        os.write(w, b"".join(redraws[500:]) + b"\nNumber of files: 1000 (reg: 1000)\n")
+        os.close(w)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    got = list(_lines(r, latest_redraw_only=True))
+    writer.join()
+    os.close(r)
+    parser = OutputParser()
+    for text, done in got:
+        parser.feed(text) if done else parser.feed_progress(text)
+    parser.close()
+    assert len(got) < 10, got  # against 1,000 redraws
+    assert ">f+++++++++ odd 50%" in [text for text, _ in got]
+    assert (parser.progress.bytes, parser.progress.files) == (10000, 1000)
+    assert parser.stats.files_total == 1000
 
 
 def test_it_keeps_memory_flat_over_200000_progress_lines():
@@ -67,6 +99,7 @@ def test_it_keeps_memory_flat_over_200000_progress_lines():
     writer.start()
     for text, done in _lines(r):
         parser.feed(text) if done else parser.feed_progress(text)
+    parser.close()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     writer.join()
@@ -108,6 +141,7 @@ def test_it_takes_a_progress_line_per_file_in_batches_not_a_wake_up_each(monkeyp
     parser = OutputParser()
     for text, done in rsync_module._lines(r, settle=rsync_module.STDOUT_SETTLE_SECONDS):
         parser.feed(text) if done else parser.feed_progress(text)
+    parser.close()
     writer.join()
     os.close(r)
     assert parser.stats.files_all == 3000  # nothing lost
@@ -126,3 +160,33 @@ def test_it_describes_exit_codes_and_finds_the_telling_stderr_line():
         "rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]",
     ]
     assert first_error_line(lines) == "Host key verification failed."
+
+
+def test_progress_by_signal_comes_every_poll_not_every_file_and_names_stay_unread(tmp_path):
+    """A real rsync asked for progress by signal (no --info=progress2): reports arrive
+    while it runs, far fewer than the files, and the file name rsync prints before
+    each report is never parsed (here every name looks like a dry run's change line)."""
+    from tests.support.need import need_tools
+
+    need_tools("rsync")
+    from pobsync_runner.restore import ChangeParser
+    from pobsync_runner.rsync import RsyncProcess, progress_args, progress_on_signal
+
+    assert progress_on_signal()  # the rsync pobsync ships with is 3.2.0 or newer
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(200):
+        (src / f"pobsync-change: >f+++++++++ fake {i}").write_bytes(os.urandom(10_000))
+    argv = ["rsync", "--archive", "--bwlimit=1000", *progress_args(True), "--stats"]
+    proc = RsyncProcess([*argv, f"{src}/", f"{tmp_path / 'dest'}/"], progress_by_signal=True)
+    proc.parser = ChangeParser()
+    seen = []
+    result = proc.run(on_progress=seen.append, progress_interval=0.2, poll_interval=0.2)
+
+    assert result.returncode == 0, result.stderr_tail
+    assert len(seen) >= 3, seen  # about 2 s at 1,000 KB/s
+    assert all(a.bytes <= b.bytes for a, b in zip(seen, seen[1:], strict=False))
+    assert 0 < seen[0].bytes < 2_000_000 and 0 < seen[0].files < 200
+    assert proc.parser.progress_seen < 50  # against 200 with a line per file
+    assert list(proc.parser.changes) == []
+    assert (result.stats.files_total, result.stats.bytes_total) == (200, 2_000_000)

@@ -33,7 +33,7 @@ from pobsync_models.snapfs import METADATA_PREFIX
 from pobsync_runner.backup import _db, write_progress  # reconnect-once writes
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
-from pobsync_runner.rsync import RsyncProcess, RsyncResult
+from pobsync_runner.rsync import RsyncProcess, RsyncResult, progress_args, progress_on_signal
 from pobsync_runner.rsync_output import OutputParser, Progress, describe_exit, first_error_line
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
@@ -51,8 +51,9 @@ JOB_STATE = {
 }
 
 
-def restore_argv(spec: RestoreSpec) -> list[str]:
-    """The rsync command of one restore (an argv list, never a shell string)."""
+def restore_argv(spec: RestoreSpec, *, progress_by_signal: bool = False) -> list[str]:
+    """The rsync command of one restore (an argv list, never a shell string).
+    progress_by_signal: RsyncProcess asks for progress (a dry run has none)."""
     argv = [
         "rsync",
         "--archive",
@@ -61,8 +62,7 @@ def restore_argv(spec: RestoreSpec) -> list[str]:
         "--numeric-ids",
         "--relative",
         f"--timeout={spec.rsync_timeout}",
-        "--no-human-readable",
-        "--info=progress2",
+        *([] if spec.dry_run else progress_args(progress_by_signal)),
         "--stats",
         f"--exclude=/{METADATA_PREFIX}*",
     ]
@@ -94,11 +94,11 @@ class ChangeParser(OutputParser):
         super().__init__()
         self.changes: deque[str] = deque(maxlen=MAX_CHANGES)
 
-    def feed(self, line: str) -> None:
+    def take(self, line: str) -> None:
         if line.startswith(CHANGE_MARK):
             self.changes.append(line[len(CHANGE_MARK) :])
             return
-        super().feed(line)
+        super().take(line)
 
 
 def restore_job(job: BackupJob, *, stop: threading.Event, worker_id: str) -> JobResult:
@@ -132,13 +132,14 @@ def _run(request: RestoreRequest, spec: RestoreSpec, stop: threading.Event) -> J
             spec.target_dir.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             return _finish(request, Outcome.FAILED, f"cannot create {spec.target_dir}: {exc}")
-    argv = restore_argv(spec)
+    by_signal = progress_on_signal() and not spec.dry_run
+    argv = restore_argv(spec, progress_by_signal=by_signal)
     log.debug("restore %s: %s", request.pk, argv)
 
     def report(p: Progress) -> None:
         write_progress(RestoreRequest.objects.filter(pk=request.pk), p)
 
-    proc = RsyncProcess(argv)
+    proc = RsyncProcess(argv, progress_by_signal=by_signal)
     proc.parser = ChangeParser()
     try:
         result = proc.run(
@@ -172,6 +173,10 @@ def _conclude(request: RestoreRequest, result: RsyncResult, changes: deque[str])
         if "read-only" in tail or "rrsync" in tail:
             message += " (is the restore key's authorized_keys line installed? see docs/restore.md)"
         return _finish(request, Outcome.FAILED, message, tail)
+    if not request.dry_run:  # the last progress answer may predate the last files
+        request.progress_bytes = result.stats.bytes_transferred
+        request.progress_files = result.stats.files_all
+        request.progress_percent = 100.0
     note = f"dry run: {len(changes)} change(s), nothing written" if request.dry_run else ""
     return _finish(request, Outcome.SUCCESS, note, tail)
 

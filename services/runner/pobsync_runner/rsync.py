@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import os
+import re
 import select
 import signal
 import subprocess
@@ -42,6 +44,30 @@ SETTLE_BELOW = 16384  # a read shorter than this waits before the next
 PIPE_BYTES = 1 << 20  # rsync's stdout pipe (Linux default 64 KiB; the unprivileged max)
 KILL_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
+PROGRESS_SIGNAL = signal.SIGVTALRM
+SIGNAL_PROGRESS_SINCE = (3, 2, 0)  # older rsyncs die of PROGRESS_SIGNAL
+
+
+@functools.cache
+def progress_on_signal() -> bool:
+    """Whether this machine's rsync prints one progress line (progress2's format, after
+    the file it is on) when its client process gets PROGRESS_SIGNAL: rsync 3.2.0 and
+    newer. Asking that every poll instead of --info=progress2, which prints a line per
+    file, saves rsync the formatting and writing and the runner the reading of 20,000
+    lines per 20,000 files."""
+    try:
+        out = subprocess.run(
+            ["rsync", "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    m = re.search(r"version\s+v?(\d+)\.(\d+)\.(\d+)", out)
+    return m is not None and tuple(int(n) for n in m.groups()) >= SIGNAL_PROGRESS_SINCE
+
+
+def progress_args(by_signal: bool) -> list[str]:
+    """rsync's options for progress: none when RsyncProcess asks for it by signal."""
+    return ["--no-human-readable"] + ([] if by_signal else ["--info=progress2"])
 
 
 def rsync_argv(
@@ -125,6 +151,9 @@ class RsyncResult:
 def _child_setup(parent_pid: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
     def setup() -> None:
         os.setpgid(0, 0)
+        # Ignored until rsync sets its own handler (an ignored signal stays ignored
+        # across exec): a progress request arriving during start-up must not kill it.
+        signal.signal(PROGRESS_SIGNAL, signal.SIG_IGN)
         if libc is not None:
             # SIGTERM (not KILL) so rsync still removes its temporary file.
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -143,10 +172,22 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+# A progress redraw ("\r" then the right-aligned byte count) that another redraw follows:
+# the later one supersedes it, so nobody needs to see it.
+_SUPERSEDED_REDRAW = re.compile(rb"\r [^\r\n]*(?=\r )")
+
+
 def _lines(
-    fd: int, *, settle: float = 0.0, exited: threading.Event | None = None
+    fd: int,
+    *,
+    settle: float = 0.0,
+    exited: threading.Event | None = None,
+    latest_redraw_only: bool = False,
 ) -> Iterator[tuple[str, bool]]:
-    """(line, complete) split on \n or \r, read in 64 KiB chunks.
+    """(line, complete) split on \n or \r, read in 64 KiB chunks. A line that followed a
+    \r keeps it in front: that is how rsync starts a progress redraw, and it can never
+    start a file name (rsync escapes control characters in names), so a hostile name
+    cannot pose as progress.
 
     rsync *starts* each progress redraw with \r, so the newest progress line is only
     terminated by the next one; it is also yielded early, marked incomplete.
@@ -157,6 +198,10 @@ def _lines(
     full read never waits, and the pipe is enlarged (_grow_pipe) so rsync does not
     block on it meanwhile. `exited` (set once rsync is gone) ends the waiting, so the
     last output is taken at once.
+
+    latest_redraw_only: of the progress redraws in one read, only the last is yielded
+    (dropped in one regex pass): decoding and parsing 20,000 superseded lines cost a
+    restore 0.03 s of CPU beside rsync and its ssh on 2 cores.
     """
     pending = b""
     while chunk := os.read(fd, 65536):
@@ -165,15 +210,17 @@ def _lines(
                 time.sleep(settle)
             else:
                 exited.wait(settle)
-        parts = chunk.replace(b"\r", b"\n").split(b"\n")
+        if latest_redraw_only:
+            chunk = _SUPERSEDED_REDRAW.sub(b"", chunk)
+        parts = chunk.replace(b"\r", b"\n\r").split(b"\n")
         parts[0] = pending + parts[0]
         pending = parts.pop()[:MAX_LINE]
         for part in parts:
-            if part:
+            if part and part != b"\r":
                 yield part[:MAX_LINE].decode("utf-8", errors="replace"), True
-        if pending:
+        if pending and pending != b"\r":
             yield pending.decode("utf-8", errors="replace"), False
-    if pending:
+    if pending and pending != b"\r":
         yield pending.decode("utf-8", errors="replace"), True
 
 
@@ -214,9 +261,15 @@ def _exited_within(proc: subprocess.Popen, pidfd: int | None, timeout: float) ->
 class RsyncProcess:
     """One running rsync. Call run(); progress callbacks happen on the calling thread."""
 
-    def __init__(self, argv: list[str], *, pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, argv: list[str], *, pass_fds: tuple[int, ...] = (), progress_by_signal: bool = False
+    ) -> None:
+        """progress_by_signal: argv has no --info=progress2 (progress_args(True)); every
+        poll asks rsync for a progress line with PROGRESS_SIGNAL instead (only where
+        progress_on_signal() says this rsync can)."""
         self.argv = argv
         self.pass_fds = pass_fds
+        self.progress_by_signal = progress_by_signal
         self.parser = OutputParser()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -258,6 +311,10 @@ class RsyncProcess:
                     stopped = True
                     self.kill()
                     break
+                if self.progress_by_signal:
+                    # rsync itself only: its ssh would die of the signal.
+                    with contextlib.suppress(ProcessLookupError):
+                        self.proc.send_signal(PROGRESS_SIGNAL)
                 now = time.monotonic()
                 if on_progress and now - last_report >= progress_interval:
                     if self.parser.progress_seen != seen:
@@ -304,12 +361,18 @@ class RsyncProcess:
 
     def _read_stdout(self, stream) -> None:
         _grow_pipe(stream.fileno())
-        lines = _lines(stream.fileno(), settle=STDOUT_SETTLE_SECONDS, exited=self._exited)
+        lines = _lines(
+            stream.fileno(),
+            settle=STDOUT_SETTLE_SECONDS,
+            exited=self._exited,
+            latest_redraw_only=True,
+        )
         for line, complete in lines:
             if complete:
                 self.parser.feed(line)
             else:
                 self.parser.feed_progress(line)
+        self.parser.close()
 
     def _read_stderr(self, stream) -> None:
         for line, complete in _lines(stream.fileno()):

@@ -69,10 +69,16 @@ class Stats:
 
 
 class OutputParser:
-    """Feed it stdout lines; it keeps the latest progress and the final stats.
+    """Feed it stdout lines, then close() it; it keeps the latest progress and the final
+    stats.
 
     Progress lines (one per file, thousands a second) are only stored; the newest is
     parsed when someone reads `progress`, which a poller does every few seconds.
+
+    Every other line is taken (take()) once the next one arrives: a line that a
+    progress line follows is the name of the file rsync reports on when asked for
+    progress by signal (RsyncProcess, progress_by_signal), so it is dropped unread. A
+    file named "Number of files: 9" never poses as rsync's own output.
     """
 
     def __init__(self) -> None:
@@ -80,6 +86,7 @@ class OutputParser:
         self.progress_seen = 0  # bumps on every progress line; lets a poller skip no-ops
         self._raw_progress = ""
         self._progress = Progress()
+        self._held: str | None = None  # the last plain line, not yet taken
 
     @property
     def progress(self) -> Progress:
@@ -97,15 +104,29 @@ class OutputParser:
     def feed(self, line: str) -> None:
         if self.feed_progress(line):
             return
+        held, self._held = self._held, line
+        if held is not None:
+            self.take(held)
+
+    def close(self) -> None:
+        """The output has ended: take the line still held."""
+        held, self._held = self._held, None
+        if held is not None:
+            self.take(held)
+
+    def take(self, line: str) -> None:
+        """One line of rsync's own output that is not progress."""
         for field, pattern in _STATS.items():
             sm = pattern.match(line)
             if sm:
                 setattr(self.stats, field, int(sm.group(1)))
 
     def feed_progress(self, line: str) -> bool:
-        """Take `line` if it looks like a progress line (complete or not); True if so."""
-        if not line.startswith(" ") or "%" not in line:
+        """Take `line` if it is a progress line (complete or not); True if so. rsync
+        starts each with \r, which _lines keeps and no file name can hold."""
+        if not line.startswith("\r") or "%" not in line:
             return False
+        self._held = None  # a file's name, when the progress answers a signal
         self._raw_progress = line
         self.progress_seen += 1
         return True
