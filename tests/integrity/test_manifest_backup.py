@@ -106,3 +106,68 @@ def test_a_manifest_the_base_lacks_leaves_linked_files_unknown(engine):
     _, completed = entries(snap)
     assert completed[rel(engine, "f")].checksum == xxh128sum(snap / os.fsdecode(rel(engine, "f")))
     assert completed[rel(engine, "g")] == found[rel(engine, "g")]
+
+
+def _no_walk(monkeypatch):
+    """Make the usual build fail loudly: only a copied manifest can then appear."""
+    import pobsync_runner.manifest_build as build
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the manifest was built by a walk")
+
+    monkeypatch.setattr(build, "build_manifest", refuse)
+
+
+def _two_files(engine) -> None:
+    (engine.src / "sub").mkdir()
+    (engine.src / "sub" / "a.bin").write_bytes(os.urandom(5000))
+    (engine.src / "big.bin").write_bytes(os.urandom(300_000))
+
+
+def test_an_unchanged_incremental_copies_the_base_manifest_without_a_walk(engine, monkeypatch):
+    _two_files(engine)
+    first = run_backup(engine.host)
+    _no_walk(monkeypatch)
+    second = run_backup(engine.host)
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    one, two = (engine.host_dir / r.snapshot_name for r in (first, second))
+    assert (two / MANIFEST_FILE).read_bytes() == (one / MANIFEST_FILE).read_bytes()
+    _, found = entries(two)
+    for path, entry in found.items():  # every line is true of the new snapshot
+        st = (two / os.fsdecode(path)).stat()
+        assert (entry.inode, entry.size, entry.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    out = io.StringIO()
+    call_command("verify", "web1", "--snapshot", second.snapshot_name, stdout=out)
+    assert "verify web1: ok" in out.getvalue(), out.getvalue()
+
+
+@pytest.mark.parametrize("change", ["deleted", "max-size", "chmod", "renamed"])
+def test_anything_rsync_cannot_vouch_for_is_walked(engine, change):
+    """A file gone from the source (rsync logs nothing), a file left out by --max-size
+    (still counted by --stats), changed metadata (a local copy) and a renamed file (as
+    many files as before): the manifest lists exactly the snapshot's files, as they are."""
+    _two_files(engine)
+    run_backup(engine.host)
+    if change == "deleted":
+        (engine.src / "sub" / "a.bin").unlink()
+    elif change == "max-size":
+        engine.host.rsync_options = ["--max-size=100K"]
+        engine.host.save()
+    elif change == "chmod":
+        (engine.src / "big.bin").chmod(0o600)
+    else:
+        (engine.src / "sub" / "a.bin").rename(engine.src / "sub" / "z.bin")
+    second = run_backup(engine.host)
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    two = engine.host_dir / second.snapshot_name
+    _, found = entries(two)
+    on_disk = {
+        os.fsencode(os.path.relpath(os.path.join(d, f), two))
+        for d, _, files in os.walk(two)
+        for f in files
+        if not f.startswith(".pobsync-")
+    }
+    assert set(found) == on_disk
+    for path, entry in found.items():
+        st = (two / os.fsdecode(path)).stat()
+        assert (entry.inode, entry.size, entry.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)

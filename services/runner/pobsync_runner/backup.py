@@ -271,7 +271,15 @@ def _conclude(
         _db(lambda: interrupt(staged, code, result.stats, now))
         message = f"{dumps.error}; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
-    manifest_note = write_snapshot_manifest(staged.staging, staged.base, transfer_log)
+    # rsync's regular-file count, when it can vouch for an unchanged incremental (see
+    # carry_whole): a clean exit into a fresh directory, no option that skips files.
+    vouched = code == 0 and staged.seed is None and not _may_skip_files(spec)
+    manifest_note = write_snapshot_manifest(
+        staged.staging,
+        staged.base,
+        transfer_log,
+        regular_files=result.stats.files_total if vouched else None,
+    )
     try:
         _db(lambda: commit(staged, code, result.stats, now))
     except OSError as exc:
@@ -326,6 +334,12 @@ def _pre_hooks(
         return _finish(run, outcome, f"{failed.error}; rsync not started")
     run._pre_hook_warning = failed.error  # allowed to fail: rsync runs, the run warns
     return None
+
+
+def _may_skip_files(spec: HostSpec) -> bool:
+    """Whether the host's rsync options let rsync leave a listed file out of the
+    snapshot without an error (a file beyond --max-size is still counted by --stats)."""
+    return any(o.startswith(("--max-size", "--min-size")) for o in spec.rsync_options)
 
 
 def _take_dumps(

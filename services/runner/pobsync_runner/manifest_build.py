@@ -15,16 +15,20 @@ from __future__ import annotations
 import heapq
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pobsync_runner.dumps import DUMPS_DIR
 from pobsync_runner.manifest import (
     _HEX,
     ALGORITHMS,
     DEFAULT_ALGORITHM,
+    MANIFEST_FILE,
+    MANIFEST_TMP,
     UNKNOWN,
     Entry,
     ManifestError,
@@ -240,14 +244,81 @@ def transfer_log_path(host_dir: Path, name: str) -> Path:
     return host_dir / f".{name}.transfer.log"
 
 
-def write_snapshot_manifest(staging: Path, base, transfer_log: Path) -> str:  # base: record
+def write_snapshot_manifest(
+    staging: Path, base, transfer_log: Path, *, regular_files: int | None = None
+) -> str:  # base: record
     """The backup's step before the commit point. Returns "" or a note for the run: a
-    manifest that cannot be written never fails the backup (verify builds it later)."""
+    manifest that cannot be written never fails the backup (verify builds it later).
+
+    regular_files: rsync's count of regular files, given only when rsync exited 0 into a
+    fresh staging directory with no option that skips listed files: then an unchanged
+    incremental's manifest is the base's, copied (carry_whole), with no walk at all."""
     logs = [(transfer_log, b"")] if transfer_log.exists() else []
+    base_dir = Path(base.path) if base is not None else None
     try:
-        build_manifest(
-            staging, transfer_logs=logs, base_dir=Path(base.path) if base is not None else None
-        )
+        if regular_files is not None and base_dir is not None and logs:
+            if carry_whole(staging, base_dir, transfer_log, regular_files):
+                return ""
+        build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
     except (OSError, ValueError, subprocess.CalledProcessError) as exc:
         return f"manifest not written ({exc}); the first verification builds it"
     return ""
+
+
+def carry_whole(staging: Path, base_dir: Path, transfer_log: Path, regular_files: int) -> bool:
+    """Copy the base's manifest as the new snapshot's when nothing changed; False (and
+    nothing written) when that cannot be shown, and the manifest is built as usual.
+
+    Nothing changed when rsync logged no item at all (it logs every file it copied,
+    created or altered, and every new directory; a file it hard-linked into the base is
+    not logged), no dump was added, and its regular-file count equals the base
+    manifest's entry count: every file is then a hard link to the base file at the same
+    path (same inode, size, mtime, so the same line), and no base file is missing, as
+    the counts agree. The base manifest must be complete (its trailer) and of the
+    algorithm rsync negotiated.
+    """
+    if (staging / DUMPS_DIR).exists():
+        return False
+    algorithm = None
+    with open(transfer_log, "rb") as log:
+        for line in log:
+            if _LOG_LINE.match(line):
+                return False
+            m = _LOG_ALGO.search(line)
+            if m and algorithm is None:
+                algorithm = m.group(1).decode()
+    try:
+        reader = open_manifest(base_dir)
+    except ManifestError:
+        return False
+    try:
+        if reader.algorithm != algorithm or _trailer_count(reader.fh) != regular_files:
+            return False
+        reader.fh.seek(0)
+        copy_tmp = staging / MANIFEST_TMP
+        try:
+            with open(copy_tmp, "wb") as out:
+                shutil.copyfileobj(reader.fh, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(copy_tmp, staging / MANIFEST_FILE)
+        except BaseException:
+            copy_tmp.unlink(missing_ok=True)
+            raise
+    finally:
+        reader.close()
+    return True
+
+
+def _trailer_count(fh) -> int | None:
+    """N of the manifest's last line `end N`, or None when it has none."""
+    size = fh.seek(0, os.SEEK_END)
+    fh.seek(max(0, size - 32))
+    tail = fh.read()
+    if not tail.endswith(b"\n"):
+        return None
+    last = tail[:-1].rpartition(b"\n")[2]
+    count = last[4:]
+    if not last.startswith(b"end ") or not count.isdigit():
+        return None
+    return int(count)
