@@ -23,9 +23,13 @@ equally often), medians of --rounds:
 Steps: full (no base), unchanged incremental, and an incremental after 1% of the files
 were rewritten (same sizes, new content). 100,000-file trees time the incrementals
 only, without the old argv; their full copies are made once, untimed (they only make
-bases). Sizes, depths and rounds are options; the default matrix takes about 45
-minutes on the shared 2-core machine at load 10, so the documented figures come from
-two invocations (--sizes 20000, then --sizes 100000).
+bases). Every snapshot and copy stays until the run ends (deleting them between
+rounds stalled the next writes on this disk for seconds at random); 20,000-file trees
+get new hosts each round, so each round's full step is one. Printed: the medians, and
+as the verdict the median of each round's own ratio. Sizes, depths and rounds are
+options; the default matrix takes about 45 minutes on the shared 2-core machine at load
+10, so the documented figures come from two invocations (--sizes 20000, then --sizes
+100000).
 
 Also printed: the runner's own CPU per file (RUSAGE_SELF of this process around the
 job, over the files in the snapshot), the CLI process's own peak RSS (RUSAGE_SELF inside
@@ -196,17 +200,21 @@ def run(args, work: Path, tree_root: Path, server) -> int:
     )
     b = Bench(args, work, server)
     results: dict[tuple[int, int, str, str], list[float]] = {}
-    for files in sizes:
-        for depth in depths:
-            top = Path(f"{tree_root}-n{files}")
-            src = top.joinpath(*["sub"] * (depth - 1))
-            src.mkdir(parents=True, exist_ok=True)
-            t = timed(lambda src=src, files=files: generate(src, files))
-            print(f"generated {files:,} files at {src} (depth {len(src.parts) - 1}) in {t:.1f} s")
-            try:
+    tops = [Path(f"{tree_root}-n{files}-d{depth}") for files in sizes for depth in depths]
+    try:
+        for files in sizes:
+            for depth in depths:
+                top = Path(f"{tree_root}-n{files}-d{depth}")
+                src = top.joinpath(*["sub"] * (depth - 1))
+                src.mkdir(parents=True)
+                t = timed(lambda src=src, files=files: generate(src, files))
+                print(
+                    f"generated {files:,} files at {src} (depth {len(src.parts) - 1}) in {t:.1f} s"
+                )
                 one_tree(b, results, src, files, depth)
-            finally:
-                shutil.rmtree(top, ignore_errors=True)
+    finally:  # only now: a deletion stalls the next writes (see one_tree)
+        for top in tops:
+            shutil.rmtree(top, ignore_errors=True)
     report(b, results, sizes, depths)
     bench_retention()
     bench_discovery(work)
@@ -219,17 +227,19 @@ def rsync_version() -> str:
 
 
 def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
+    """Every round's snapshots stay until the run ends: deleting them between rounds
+    stalled the next writes on this disk (ext4 with discard) for seconds at random.
+    20,000-file trees get new hosts each round, so each round starts with a full."""
     big = files > 20_000
     tag = f"n{files}d{depth}"
-    b.any_host = h_run = b.host(f"run-{tag}", src)
-    h_cli = b.host(f"cli-{tag}", src)
-    h_old = b.host(f"old-{tag}", src)
     plain_dir = b.plain_root / tag
     plain_dir.mkdir()
     seq = iter(range(1_000_000))
+    hosts = {"run": b.host(f"run-{tag}", src), "cli": b.host(f"cli-{tag}", src)}
+    b.any_host = h_old = b.host(f"old-{tag}", src)
 
     def record(step: str, steps, k: int) -> None:
-        b.prepare_job(h_run)
+        b.prepare_job(hosts["run"])
         for name, fn in steps if k % 2 == 0 else list(reversed(steps)):
             # To disk: a full copy's writeback would otherwise land in the next step.
             results.setdefault((files, depth, step, name), []).append(timed(fn, to_disk=True))
@@ -237,9 +247,9 @@ def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
     # Plain and old-argv bases: plain copies of the tree.
     state = {"plain": None, "old": None}
 
-    def plain_step(prev_key="plain"):
+    def plain_step():
         dest = plain_dir / f"p{next(seq)}"
-        b.plain(src, dest, state[prev_key])
+        b.plain(src, dest, state["plain"])
         state["plain"] = dest
 
     def old_step():
@@ -247,29 +257,35 @@ def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
         dest.mkdir()
         b.old_argv(h_old, dest, state["old"])
 
+    def runner(step: str):
+        return lambda: b.runner_job(hosts["run"], (files, depth, step))
+
+    def cli() -> None:  # the current round's host, like runner()
+        b.cli(hosts["cli"])
+
     if big:  # bases once, untimed
         plain_step()
-        b.runner_job(h_run, (files, depth, "full"))
-        b.cli(h_cli)
+        runner("full")()
+        cli()
     else:
         state["old"] = old_base(b, h_old, plain_dir)
     for k in range(b.args.rounds):
         if not big:
             state["plain"] = None
-            clear(b, [h_run, h_cli])
+            hosts = {w: b.host(f"{w}-{tag}-r{k}", src) for w in ("run", "cli")}
             record(
                 "full",
                 [
                     ("plain", plain_step),
-                    ("runner", lambda: b.runner_job(h_run, (files, depth, "full"))),
-                    ("CLI", lambda: b.cli(h_cli)),
+                    ("runner", runner("full")),
+                    ("CLI", cli),
                 ],
                 k,
             )
         unchanged = [
             ("plain", plain_step),
-            ("runner", lambda: b.runner_job(h_run, (files, depth, "unchanged"))),
-            ("CLI", lambda: b.cli(h_cli)),
+            ("runner", runner("unchanged")),
+            ("CLI", cli),
         ]
         record("unchanged", unchanged if big else [*unchanged, ("old argv", old_step)], k)
         if not big:
@@ -279,12 +295,11 @@ def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
                 "1% changed",
                 [
                     ("plain", plain_step),
-                    ("runner", lambda: b.runner_job(h_run, (files, depth, "1% changed"))),
-                    ("CLI", lambda: b.cli(h_cli)),
+                    ("runner", runner("1% changed")),
+                    ("CLI", cli),
                 ],
                 k,
             )
-        prune(b, [h_run, h_cli], plain_dir, state)
         print(f"  {files:,} files, depth {depth}: round {k + 1}/{b.args.rounds} done", flush=True)
 
 
@@ -294,27 +309,6 @@ def old_base(b: Bench, h_old, plain_dir: Path) -> Path:
     dest.mkdir()
     b.old_argv(h_old, dest, None)
     return dest
-
-
-def prune(b: Bench, hosts, plain_dir: Path, state) -> None:
-    """Keep each contender's newest snapshot only, so disk use stays flat."""
-    keep = {state["plain"], state["old"]}
-    for path in plain_dir.iterdir():
-        if path not in keep:
-            shutil.rmtree(path)
-    for host in hosts:
-        snaps = list(host.snapshots.filter(state="complete").order_by("name"))
-        for record in snaps[:-1]:
-            shutil.rmtree(record.path, ignore_errors=True)
-            record.delete()
-
-
-def clear(b: Bench, hosts) -> None:
-    """No snapshots at all, so the next backup is a full one."""
-    for host in hosts:
-        for record in host.snapshots.all():
-            shutil.rmtree(record.path, ignore_errors=True)
-            record.delete()
 
 
 def report(b: Bench, results, sizes, depths) -> None:
@@ -341,6 +335,20 @@ def report(b: Bench, results, sizes, depths) -> None:
                 if cpu:
                     line += f"{statistics.median(cpu):>8.1f} us/f"
                 print(line)
+    print()
+    print("median of each round's own ratio to the plain copy (the verdict: the disk drifts)")
+    for files in sizes:
+        for depth in depths:
+            for step in ("full", "unchanged", "1% changed"):
+                plain = results.get((files, depth, step, "plain"))
+                line = f"{files:>7} {depth:>5}  {step:<11}"
+                for name in ("runner", "CLI", "old argv"):
+                    v = results.get((files, depth, step, name))
+                    if plain and v and len(v) == len(plain):
+                        pairs = statistics.median(a / p for a, p in zip(v, plain, strict=True))
+                        line += f"  {name} x{pairs:.3f}"
+                if plain:
+                    print(line)
     print()
     print(
         f"pobsync CLI peak RSS (own process, rsync excluded): median "
