@@ -37,9 +37,14 @@ def with_dumps(engine, sshd, dumps: dict[str, list[str]], **fields) -> None:
 
 
 def sqlite_backup_command(db) -> list[str]:
-    # sqlite3's .backup needs a seekable file, so the forced command backs up into a
-    # private temporary file and streams that (docs/hooks.md has the same line).
-    return sh(f'f=$(mktemp) && sqlite3 {db} ".backup $f" && cat "$f"; rc=$?; rm -f "$f"; exit $rc')
+    # VACUUM INTO copies a live database in one read transaction. sqlite3's .backup
+    # copies 100 pages a step and starts over whenever another process writes: under
+    # the steady writes below it never finished (killed after 60 s of silence). It
+    # writes into a private temporary file (it must be empty), streamed by cat; docs/
+    # hooks.md has the same line.
+    return sh(
+        f'f=$(mktemp) && sqlite3 {db} "VACUUM INTO \'$f\'" && cat "$f"; rc=$?; rm -f "$f"; exit $rc'
+    )
 
 
 def rows(db) -> list[tuple]:
