@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +24,13 @@ def timed(fn, *, to_disk: bool = False) -> float:
     if to_disk:
         os.sync()
     return time.perf_counter() - started
+
+
+def pair_ratio(ours: list[float], baseline: list[float]) -> float:
+    """The median of each round's own ratio (ours[k] / baseline[k]): the verdict, as the
+    disk's speed drifts by tens of percent across a run and each round's two steps run
+    back to back."""
+    return statistics.median(o / b for o, b in zip(ours, baseline, strict=True))
 
 
 def run_in_site(

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 # asgiref): put the repository root, not this folder, on the path.
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site, timed  # noqa: E402
+from bench._site import configure_site, pair_ratio, run_in_site, timed  # noqa: E402
 
 BIN = Path(sys.executable).parent
 FILE_SIZE = 4096
@@ -345,8 +345,7 @@ def report(b: Bench, results, sizes, depths) -> None:
                 for name in ("runner", "CLI", "old argv"):
                     v = results.get((files, depth, step, name))
                     if plain and v and len(v) == len(plain):
-                        pairs = statistics.median(a / p for a, p in zip(v, plain, strict=True))
-                        line += f"  {name} x{pairs:.3f}"
+                        line += f"  {name} x{pair_ratio(v, plain):.3f}"
                 if plain:
                     print(line)
     print()

@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site, timed  # noqa: E402
+from bench._site import configure_site, pair_ratio, run_in_site, timed  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
 
 TAR_CHILD = """
@@ -150,11 +150,7 @@ def run(args, work: Path, server) -> int:
     print(f"{'restore':<24}{'raw rsync':>11}{'restore job':>13}{'ratio':>7}{'pair ratio':>12}")
     for label, key in (("to a directory", "dir"), ("to the host (ssh)", "host")):
         r, j = med[f"raw_{key}"], med[f"job_{key}"]
-        # Each round's job and raw run back to back: the median of those ratios is
-        # the verdict, as the disk's speed drifts by tens of percent across a run.
-        pairs = statistics.median(
-            jt / rt for jt, rt in zip(times[f"job_{key}"], times[f"raw_{key}"], strict=True)
-        )
+        pairs = pair_ratio(times[f"job_{key}"], times[f"raw_{key}"])
         print(f"{label:<24}{r:>10.2f}s{j:>12.2f}s{j / r:>7.2f}{pairs:>12.3f}")
 
     bench_tar(snapshot, work, args.tar_megabytes)

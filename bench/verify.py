@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site, timed  # noqa: E402
+from bench._site import configure_site, pair_ratio, run_in_site, timed  # noqa: E402
 from bench._site import generate_tree as generate  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -177,9 +177,7 @@ def run(args, work: Path, server) -> int:
     )
     for label, key in (("full", "full"), ("unchanged incremental", "inc")):
         off, on = med[f"off_{key}"], med[f"on_{key}"]
-        pairs = statistics.median(
-            a / b for a, b in zip(times[f"on_{key}"], times[f"off_{key}"], strict=True)
-        )
+        pairs = pair_ratio(times[f"on_{key}"], times[f"off_{key}"])
         print(f"{label:<24}{off:>11.2f}s{on:>9.2f}s{on / off:>7.3f}{pairs:>12.3f}")
 
     # 1. One snapshot: pobsync verify against xxh128sum over the same files.

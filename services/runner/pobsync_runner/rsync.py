@@ -97,8 +97,9 @@ def rsync_argv(
         "--modify-window=-1",
         "--relative",
         f"--timeout={spec.rsync_timeout}",
-        "--no-human-readable",
-        "--info=progress2",
+        # A line per file: an unchanged incremental receives no file, and rsync answers
+        # a progress signal only after one (RsyncProcess, progress_by_signal).
+        *progress_args(by_signal=False),
         "--stats",
         "--rsh",
         rsync_rsh(spec.ssh),
