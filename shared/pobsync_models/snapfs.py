@@ -10,12 +10,14 @@ Invariants, for every caller (browse pages, API, downloads, restore path checks)
   snapshot directory can be reached, whatever the names or links in it say. The last
   component is only lstat()ed or opened with O_NOFOLLOW.
 * pobsync's own files in the snapshot root (its metadata) are not content: they are
-  neither listed nor reachable.
+  neither listed nor reachable. Nor is, at any depth, the directory a running backup
+  pulls a source into beside its base (pobsync_runner.beside_base).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,15 @@ MAX_PATH = 4096
 NAME_MAX = 255
 # The snapshot's metadata area (pobsync_runner.snapshots.METADATA_FILE and siblings).
 METADATA_PREFIX = ".pobsync-"
+# A running backup's incoming directory inside its base snapshot (beside_base).
+INCOMING_PREFIX = ".pobsync-incoming-"
+_INCOMING = re.compile(r"\.pobsync-incoming-[0-9a-f]{32}")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def is_incoming_name(name: str) -> bool:
+    """Whether a directory entry is a running backup's incoming directory."""
+    return name.startswith(INCOMING_PREFIX) and _INCOMING.fullmatch(name) is not None
 
 
 class SnapshotPathError(ValueError):
@@ -51,6 +61,9 @@ def parse_path(raw: object) -> tuple[str, ...]:
             raise SnapshotPathError(f"a name in path {raw[:80]!r}... is over {NAME_MAX} bytes")
     if parts and parts[0].startswith(METADATA_PREFIX):
         raise SnapshotPathError(f"{parts[0]} is pobsync's metadata, not backed-up content")
+    for part in parts:
+        if is_incoming_name(part):
+            raise SnapshotPathError(f"{part} is a running backup's, not backed-up content")
     return parts
 
 
@@ -203,7 +216,7 @@ def sorted_names(fd: int, at_root: bool) -> list[tuple[bool, str]]:
         names = [
             (not e.is_dir(follow_symlinks=False), e.name)
             for e in it
-            if not (at_root and e.name.startswith(METADATA_PREFIX))
+            if not (at_root and e.name.startswith(METADATA_PREFIX)) and not is_incoming_name(e.name)
         ]
     names.sort()
     return [(not not_dir, name) for not_dir, name in names]

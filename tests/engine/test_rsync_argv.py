@@ -90,3 +90,30 @@ def test_it_keeps_the_dumps_directory_out_of_rsyncs_reach_and_adds_the_bandwidth
     # the host's explicit rsync option comes later, so it wins (rsync takes the last)
     assert argv.index("--bwlimit=5M") < argv.index("--bwlimit=1M")
     assert not any(a.startswith("--bwlimit") for a in rsync_argv(spec(), Path("/b/x.partial")))
+
+
+def test_a_source_pulled_beside_its_base_names_its_leaf_and_its_parents_only():
+    from pobsync_runner.beside_base import MOUNTPOINT, SourcePull
+
+    s = spec(sources=("/srv/app/data",), excludes=("*.tmp", "/srv/app/data/cache"))
+    one = SourcePull("/srv/app/data", ("srv", "app"), "data", ["*.tmp", "/data/cache"])
+    one.incoming = ".pobsync-incoming-" + "0" * 32
+    argv = rsync_argv(
+        s,
+        Path(MOUNTPOINT) / one.incoming,
+        link_dest=Path(MOUNTPOINT),
+        transfer_log=Path("/backups/web1/.x.0.transfer.log"),
+        pull=one,
+    )
+    assert argv[-3:] == [
+        "backup@web1.example.org:/srv/app/./data",  # names start at the leaf: data/...
+        "backup@web1.example.org:/./srv/app",  # the parents' own directories
+        f"{MOUNTPOINT}/{one.incoming}/",
+    ]
+    assert "--relative" in argv and f"--link-dest={MOUNTPOINT}" in argv
+    own = ("pobsync", "_dumps")  # pobsync's own names, anchored at the snapshot root
+    excludes = [a for a in argv if a.startswith("--exclude=") and not any(o in a for o in own)]
+    assert excludes == ["--exclude=/srv/app/*", "--exclude=*.tmp", "--exclude=/data/cache"]
+    assert f"--partial-dir={MOUNTPOINT}/{one.incoming}/.pobsync-partial" in argv
+    top = SourcePull("/etc", (), "etc", [])
+    assert top.remote_args("h:") == ["h:/./etc"] and top.parent_only_exclude() == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,8 @@ from pobsync_runner.lifecycle import (
 )
 from pobsync_runner.lock import HostLock
 from pobsync_runner.manifest_build import transfer_log_path, write_snapshot_manifest
-from pobsync_runner.rsync import RsyncProcess, RsyncResult, rsync_argv
+from pobsync_runner.pull import Pulled, SettleError, pull
+from pobsync_runner.rsync import RsyncProcess, RsyncResult
 from pobsync_runner.rsync_output import (
     HOST_KEY_CAUSE,
     Progress,
@@ -193,30 +195,32 @@ def _started_backup(
     if refused is not None:
         return refused
 
-    transfer_log = transfer_log_path(spec.host_dir, staged.record.name)
-    argv = rsync_argv(
-        spec,
-        staged.staging,
-        link_dest=Path(staged.base.path) if staged.base else None,
-        seeded=staged.seed is not None,
-        transfer_log=transfer_log,
-    )
-    log.debug("backup %s: %s", host.name, argv)
-
     def report(p: Progress) -> None:
         write_progress(BackupRun.objects.filter(pk=run.pk), p)
         if progress is not None:
             progress(p)
 
-    proc = RsyncProcess(argv, pass_fds=(lock.fd,) if lock.fd is not None else ())
+    started_procs: list[RsyncProcess] = []
+    pulled: Pulled | None = None
     try:
         try:
-            result = proc.run(
-                stop=stop, on_progress=report, progress_interval=PROGRESS_INTERVAL_SECONDS
+            pulled = pull(
+                spec,
+                staged,
+                lock,
+                stop=stop,
+                report=report,
+                progress_interval=PROGRESS_INTERVAL_SECONDS,
+                on_start=started_procs.append,
             )
-        except OSError as exc:  # rsync missing or not executable
-            interrupt(staged, None, proc.parser.stats, timezone.now())
+        except (OSError, subprocess.SubprocessError) as exc:  # rsync missing, no namespace
+            stats = started_procs[-1].parser.stats if started_procs else Stats()
+            interrupt(staged, None, stats, timezone.now())
             return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
+        except SettleError as exc:
+            interrupt(staged, None, Stats(), timezone.now())
+            return _finish(run, Outcome.FAILED, str(exc))
+        result = pulled.result
         if progress is not None:
             progress(result.progress)
         dumps = None
@@ -225,9 +229,20 @@ def _started_backup(
         ):
             dumps = _take_dumps(spec, run, staged, stop)
             result.stopped = dumps.stopped
-        return _conclude(host, spec, run, staged, result, prune, lock, transfer_log, dumps)
+        return _conclude(host, spec, run, staged, pulled, prune, lock, dumps)
     finally:
-        transfer_log.unlink(missing_ok=True)
+        for transfer_log in _logs_of(spec, staged, pulled):
+            transfer_log.unlink(missing_ok=True)
+
+
+def _logs_of(spec: HostSpec, staged: StagedSnapshot, pulled: Pulled | None) -> list[Path]:
+    """The run's transfer logs, also when the pull failed before saying which."""
+    if pulled is not None:
+        return [path for path, _ in pulled.logs]
+    name = staged.record.name
+    return [transfer_log_path(spec.host_dir, name)] + [
+        transfer_log_path(spec.host_dir, f"{name}.{i}") for i in range(len(spec.sources))
+    ]
 
 
 def _conclude(
@@ -235,12 +250,12 @@ def _conclude(
     spec: HostSpec,
     run: BackupRun,
     staged: StagedSnapshot,
-    result: RsyncResult,
+    pulled: Pulled,
     prune: bool,
     lock: HostLock,
-    transfer_log: Path,
     dumps: DumpsOutcome | None = None,
 ) -> BackupRun:
+    result = pulled.result
     now = timezone.now()
     code = result.returncode
     _record_stats(run, result)
@@ -277,8 +292,9 @@ def _conclude(
     manifest_note = write_snapshot_manifest(
         staged.staging,
         staged.base,
-        transfer_log,
+        pulled.logs,
         regular_files=result.stats.files_total if vouched else None,
+        made_dirs=pulled.made_dirs,
     )
     try:
         _db(lambda: commit(staged, code, result.stats, now))

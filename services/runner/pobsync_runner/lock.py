@@ -85,6 +85,11 @@ class HostLock:
         )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)
+        # A backup that died while pulling beside its base left its files inside the
+        # base snapshot: whoever holds the lock next puts them where they belong.
+        from pobsync_runner.beside_base import recover
+
+        recover(self.host_dir)
 
     def release(self) -> None:
         if self.fd is not None:

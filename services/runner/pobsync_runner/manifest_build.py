@@ -245,19 +245,27 @@ def transfer_log_path(host_dir: Path, name: str) -> Path:
 
 
 def write_snapshot_manifest(
-    staging: Path, base, transfer_log: Path, *, regular_files: int | None = None
+    staging: Path,
+    base,
+    transfer_logs: Sequence[tuple[Path, bytes]],
+    *,
+    regular_files: int | None = None,
+    made_dirs: frozenset[bytes] = frozenset(),
 ) -> str:  # base: record
     """The backup's step before the commit point. Returns "" or a note for the run: a
     manifest that cannot be written never fails the backup (verify builds it later).
 
+    transfer_logs: (rsync's log, the prefix of its names inside the snapshot) pairs.
     regular_files: rsync's count of regular files, given only when rsync exited 0 into a
     fresh staging directory with no option that skips listed files: then an unchanged
-    incremental's manifest is the base's, copied (carry_whole), with no walk at all."""
-    logs = [(transfer_log, b"")] if transfer_log.exists() else []
+    incremental's manifest is the base's, copied (carry_whole), with no walk at all.
+    made_dirs: directories (as logged, without the prefix) that rsync had to create
+    although nothing changed (pobsync_runner.beside_base: a source's parents)."""
+    logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
         if regular_files is not None and base_dir is not None and logs:
-            if carry_whole(staging, base_dir, transfer_log, regular_files):
+            if carry_whole(staging, base_dir, [p for p, _ in logs], regular_files, made_dirs):
                 return ""
         build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
     except (OSError, ValueError, subprocess.CalledProcessError) as exc:
@@ -265,34 +273,48 @@ def write_snapshot_manifest(
     return ""
 
 
-def carry_whole(staging: Path, base_dir: Path, transfer_log: Path, regular_files: int) -> bool:
+def carry_whole(
+    staging: Path,
+    base_dir: Path,
+    transfer_logs: Sequence[Path],
+    regular_files: int,
+    made_dirs: frozenset[bytes] = frozenset(),
+) -> bool:
     """Copy the base's manifest as the new snapshot's when nothing changed; False (and
     nothing written) when that cannot be shown, and the manifest is built as usual.
 
     Nothing changed when rsync logged no item at all (it logs every file it copied,
     created or altered, and every new directory; a file it hard-linked into the base is
-    not logged), no dump was added, and its regular-file count equals the base
-    manifest's entry count: every file is then a hard link to the base file at the same
-    path (same inode, size, mtime, so the same line), and no base file is missing, as
-    the counts agree. The base manifest must be complete (its trailer) and of the
-    algorithm rsync negotiated.
+    not logged; a directory in `made_dirs` created as new does not count), no dump was
+    added, and its regular-file count equals the base manifest's entry count: every file
+    is then a hard link to the base file at the same path (same inode, size, mtime, so
+    the same line), and no base file is missing, as the counts agree. The base manifest
+    must be complete (its trailer) and of the algorithm rsync negotiated (every log the
+    same).
     """
     if (staging / DUMPS_DIR).exists():
         return False
-    algorithm = None
-    with open(transfer_log, "rb") as log:
-        for line in log:
-            if _LOG_LINE.match(line):
-                return False
-            m = _LOG_ALGO.search(line)
-            if m and algorithm is None:
-                algorithm = m.group(1).decode()
+    algorithms: set[str | None] = set()
+    for transfer_log in transfer_logs:
+        algorithm = None
+        with open(transfer_log, "rb") as log:
+            for line in log:
+                if _LOG_LINE.match(line):
+                    if not _made_dir(line, made_dirs):
+                        return False
+                    continue
+                m = _LOG_ALGO.search(line)
+                if m and algorithm is None:
+                    algorithm = m.group(1).decode()
+        algorithms.add(algorithm)
+    if len(algorithms) != 1:
+        return False
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
         return False
     try:
-        if reader.algorithm != algorithm or _trailer_count(reader.fh) != regular_files:
+        if reader.algorithm not in algorithms or _trailer_count(reader.fh) != regular_files:
             return False
         reader.fh.seek(0)
         copy_tmp = staging / MANIFEST_TMP
@@ -308,6 +330,18 @@ def carry_whole(staging: Path, base_dir: Path, transfer_log: Path, regular_files
     finally:
         reader.close()
     return True
+
+
+def _made_dir(line: bytes, made_dirs: frozenset[bytes]) -> bool:
+    """Whether a log line is the creation of one of `made_dirs` ("cd+++++++++ name/")."""
+    if not made_dirs:
+        return False
+    parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
+    return (
+        len(parts) == 4
+        and parts[0].startswith(b"cd+")
+        and _unescape_rsync(parts[3]).rstrip(b"/") in made_dirs
+    )
 
 
 def _trailer_count(fh) -> int | None:

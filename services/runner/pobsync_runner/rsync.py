@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
+from pobsync_runner.beside_base import SourcePull, enter_namespace
 from pobsync_runner.dumps import DUMPS_DIR
 from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
 from pobsync_runner.manifest_build import transfer_log_args
@@ -77,8 +78,11 @@ def rsync_argv(
     link_dest: Path | None = None,
     seeded: bool = False,
     transfer_log: Path | None = None,
+    pull: SourcePull | None = None,
 ) -> list[str]:
-    """The full rsync command for one snapshot run.
+    """The full rsync command for one snapshot run (or, with `pull`, for one source of
+    it pulled beside its base: pobsync_runner.beside_base; dest and link_dest are then
+    as seen in that rsync's mount namespace).
 
     `seeded`: dest already holds a partial from an interrupted run, so rsync must also
     delete what is no longer on the source (or is now excluded) to make it exact.
@@ -117,10 +121,16 @@ def rsync_argv(
     argv.append(f"--exclude=/{DUMPS_DIR}")
     if spec.bwlimit:  # before the host's own options: an explicit --bwlimit there wins
         argv.append(f"--bwlimit={spec.bwlimit}")
-    argv += [f"--exclude={pattern}" for pattern in spec.excludes]
-    argv += list(spec.rsync_options)
     prefix = remote_prefix(spec.ssh)
-    argv += [f"{prefix}{source}" for source in spec.sources]
+    if pull is None:
+        argv += [f"--exclude={pattern}" for pattern in spec.excludes]
+        sources = [f"{prefix}{source}" for source in spec.sources]
+    else:
+        argv += pull.parent_only_exclude()
+        argv += [f"--exclude={pattern}" for pattern in pull.excludes]
+        sources = pull.remote_args(prefix)
+    argv += list(spec.rsync_options)
+    argv += sources
     argv.append(f"{dest}/")
     return argv
 
@@ -149,9 +159,15 @@ class RsyncResult:
     progress: Progress = field(default_factory=Progress)
 
 
-def _child_setup(parent_pid: int, libc: ctypes.CDLL | None) -> Callable[[], None]:
+def _child_setup(
+    parent_pid: int, libc: ctypes.CDLL | None, bind: tuple[str, int] | None = None
+) -> Callable[[], None]:
     def setup() -> None:
         os.setpgid(0, 0)
+        if bind is not None:  # beside_base: its base directory at MOUNTPOINT
+            if libc is None:
+                raise OSError("no C library for a private mount namespace")
+            enter_namespace(libc, *bind)
         # Ignored until rsync sets its own handler (an ignored signal stays ignored
         # across exec): a progress request arriving during start-up must not kill it.
         signal.signal(PROGRESS_SIGNAL, signal.SIG_IGN)
@@ -263,13 +279,21 @@ class RsyncProcess:
     """One running rsync. Call run(); progress callbacks happen on the calling thread."""
 
     def __init__(
-        self, argv: list[str], *, pass_fds: tuple[int, ...] = (), progress_by_signal: bool = False
+        self,
+        argv: list[str],
+        *,
+        pass_fds: tuple[int, ...] = (),
+        progress_by_signal: bool = False,
+        bind: tuple[str, int] | None = None,
     ) -> None:
         """progress_by_signal: argv has no --info=progress2 (progress_args(True)); every
         poll asks rsync for a progress line with PROGRESS_SIGNAL instead (only where
-        progress_on_signal() says this rsync can)."""
+        progress_on_signal() says this rsync can). bind: (path, descriptor of it) to run
+        rsync in a private mount namespace with that directory at beside_base.MOUNTPOINT
+        (beside_base.enter_namespace)."""
         self.argv = argv
-        self.pass_fds = pass_fds
+        self.pass_fds = pass_fds + ((bind[1],) if bind is not None else ())
+        self.bind = bind
         self.progress_by_signal = progress_by_signal
         self.parser = OutputParser()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -292,7 +316,7 @@ class RsyncProcess:
             stderr=subprocess.PIPE,
             env=env,
             pass_fds=self.pass_fds,
-            preexec_fn=_child_setup(os.getpid(), _libc()),  # noqa: PLW1509
+            preexec_fn=_child_setup(os.getpid(), _libc(), self.bind),  # noqa: PLW1509
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None  # noqa: S101
         readers = [

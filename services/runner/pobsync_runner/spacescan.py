@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from pobsync_models.models import Host, SnapshotRecord
+from pobsync_models.snapfs import is_incoming_name
 from pobsync_runner.snapshots import classify_entry
 
 State = SnapshotRecord.State
@@ -60,7 +61,11 @@ def _listing(path: str) -> list[tuple[str, int, bool]]:
     empty when it is not a directory (gone, or absent from this snapshot)."""
     try:
         with os.scandir(path) as it:
-            return [(e.name, e.inode(), e.is_dir(follow_symlinks=False)) for e in it]
+            return [
+                (e.name, e.inode(), e.is_dir(follow_symlinks=False))
+                for e in it
+                if not is_incoming_name(e.name)  # a running backup's, not the snapshot's
+            ]
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return []
 
@@ -69,7 +74,7 @@ def _inodes(path: str) -> dict[str, int]:
     """name -> inode of a neighbour's directory (readdir only); empty when absent."""
     try:
         with os.scandir(path) as it:
-            return {e.name: e.inode() for e in it}
+            return {e.name: e.inode() for e in it if not is_incoming_name(e.name)}
     except (FileNotFoundError, NotADirectoryError, PermissionError):
         return {}
 

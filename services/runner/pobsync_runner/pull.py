@@ -1,0 +1,178 @@
+"""The backup's rsync step: one `--relative` rsync for all sources, or, where the run
+allows it, one rsync per source pulled beside its base (pobsync_runner.beside_base).
+
+Either way the caller gets one RsyncResult (stats summed, progress counted across the
+rsyncs, the first exit code that is not 0) and the transfer logs the manifest is built
+from, each with the prefix its names have inside the snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from pobsync_models.specs import HostSpec
+from pobsync_runner import beside_base
+from pobsync_runner.lifecycle import StagedSnapshot
+from pobsync_runner.lock import HostLock
+from pobsync_runner.manifest_build import transfer_log_path
+from pobsync_runner.rsync import STDERR_TAIL_LINES, RsyncProcess, RsyncResult, rsync_argv
+from pobsync_runner.rsync_output import Progress, Stats
+
+log = logging.getLogger("pobsync.pull")
+
+
+class SettleError(Exception):
+    """The files were pulled but could not all be moved into the staging directory."""
+
+
+@dataclass
+class Pulled:
+    result: RsyncResult
+    logs: list[tuple[Path, bytes]]  # (rsync's --log-file, its names' prefix)
+    made_dirs: frozenset[bytes] = frozenset()  # see write_snapshot_manifest
+
+
+def pull(
+    spec: HostSpec,
+    staged: StagedSnapshot,
+    lock: HostLock,
+    *,
+    stop: threading.Event | None,
+    report: Callable[[Progress], None],
+    progress_interval: float,
+    on_start: Callable[[RsyncProcess], None] = lambda proc: None,
+) -> Pulled:
+    """Run the rsync(s) of one backup into `staged`. OSError when rsync cannot start.
+    on_start(proc) is called before each rsync runs (the caller keeps the last one, whose
+    parser holds the stats so far if it fails to start)."""
+    base_dir = Path(staged.base.path) if staged.base else None
+    pulls = beside_base.plan(spec, base_dir, seeded=staged.seed is not None)
+    if pulls is not None and base_dir is not None and beside_base.open_bases(base_dir, pulls):
+        try:
+            return _beside(
+                spec, staged, lock, pulls, base_dir, stop, report, progress_interval, on_start
+            )
+        finally:
+            beside_base.close_bases(pulls)
+    return _relative(spec, staged, lock, base_dir, stop, report, progress_interval, on_start)
+
+
+def _relative(
+    spec: HostSpec,
+    staged: StagedSnapshot,
+    lock: HostLock,
+    base_dir: Path | None,
+    stop: threading.Event | None,
+    report: Callable[[Progress], None],
+    progress_interval: float,
+    on_start: Callable[[RsyncProcess], None],
+) -> Pulled:
+    """All sources in one rsync, each at its full path (`--relative`)."""
+    transfer_log = transfer_log_path(spec.host_dir, staged.record.name)
+    argv = rsync_argv(
+        spec,
+        staged.staging,
+        link_dest=base_dir,
+        seeded=staged.seed is not None,
+        transfer_log=transfer_log,
+    )
+    proc = RsyncProcess(argv, pass_fds=_lock_fds(lock))
+    on_start(proc)
+    result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
+    return Pulled(result, [(transfer_log, b"")])
+
+
+def _lock_fds(lock: HostLock) -> tuple[int, ...]:
+    return (lock.fd,) if lock.fd is not None else ()
+
+
+def _beside(
+    spec: HostSpec,
+    staged: StagedSnapshot,
+    lock: HostLock,
+    pulls: list[beside_base.SourcePull],
+    base_dir: Path,
+    stop: threading.Event | None,
+    report: Callable[[Progress], None],
+    progress_interval: float,
+    on_start: Callable[[RsyncProcess], None],
+) -> Pulled:
+    beside_base.start(spec.host_dir, staged.staging, base_dir, pulls)
+    results: list[RsyncResult] = []
+    logs: list[tuple[Path, bytes]] = []
+    made: set[bytes] = set()
+    done = Progress()
+    try:
+        for i, one in enumerate(pulls):
+            transfer_log = transfer_log_path(spec.host_dir, f"{staged.record.name}.{i}")
+            logs.append((transfer_log, one.prefix()))
+            made.update(
+                "/".join(one.parent[: k + 1]).encode("utf-8", "surrogateescape")
+                for k in range(len(one.parent))
+            )
+            argv = rsync_argv(
+                spec,
+                Path(beside_base.MOUNTPOINT) / one.incoming,
+                link_dest=Path(beside_base.MOUNTPOINT),
+                transfer_log=transfer_log,
+                pull=one,
+            )
+            proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), bind=(one.base_path, one.base_fd))
+            on_start(proc)
+
+            def counted(p: Progress, done: Progress = done) -> None:
+                report(Progress(done.bytes + p.bytes, p.percent, done.files + p.files))
+
+            result = proc.run(stop=stop, on_progress=counted, progress_interval=progress_interval)
+            results.append(result)
+            done = Progress(
+                done.bytes + result.progress.bytes,
+                result.progress.percent,
+                done.files + result.progress.files,
+            )
+            if result.stopped or result.returncode not in (0, *spec.warning_exit_codes):
+                break
+    finally:
+        _settle_all(spec.host_dir, staged.staging, pulls)
+    combined = _combine(results, done)
+    return Pulled(combined, logs, frozenset(made))
+
+
+def _settle_all(host_dir: Path, staging: Path, pulls: list[beside_base.SourcePull]) -> None:
+    """Every incoming tree into the staging directory (also those of sources whose rsync
+    never ran: they are empty); the journal goes only when all of them went."""
+    failed: OSError | None = None
+    for one in pulls:
+        try:
+            beside_base.settle(staging, one)
+        except OSError as exc:
+            log.warning("%s: moving %s into %s failed: %s", host_dir, one.incoming, staging, exc)
+            failed = failed or exc
+    if failed is not None:  # the journal stays: the next holder of the lock finishes
+        raise SettleError(
+            f"could not move the pulled files into {staging.name} ({failed.strerror or failed}); "
+            "the next backup of this host finishes it"
+        )
+    beside_base.finish(host_dir)
+
+
+def _combine(results: list[RsyncResult], progress: Progress) -> RsyncResult:
+    """One result for the run: stats summed, the first exit code that is not 0."""
+    stats = Stats()
+    for f in fields(Stats):
+        values = [getattr(r.stats, f.name) for r in results]
+        if values and all(v is not None for v in values):
+            setattr(stats, f.name, sum(values))
+    code = next((r.returncode for r in results if r.returncode != 0), 0)
+    tail = [line for r in results for line in r.stderr_tail][-STDERR_TAIL_LINES:]
+    return RsyncResult(
+        returncode=code,
+        stats=stats,
+        stderr_tail=tail,
+        stopped=any(r.stopped for r in results),
+        progress=progress,
+    )
