@@ -16,7 +16,12 @@ of --rounds, each after an untimed sync:
 - sibling: the same, but into a staging directory beside the base's source directory,
   `--link-dest=../<name>` (relative: rsync joins it to the destination's path first);
 - lent: the base's source directory renamed to `W/root/host/.base` for the run and back
-  afterwards (a base as short as the plain copy's).
+  afterwards (a base as short as the plain copy's);
+- relative: the one `--relative` rsync pobsync ran before issue 16 (`SRC/./<source path>`
+  into `W/root/host/RK/`, `--link-dest=W/root/host/PREV`);
+- beside: what pobsync runs now (pobsync_runner.beside_base): into an incoming directory
+  inside the base's copy of the source's parent, bind-mounted at /run/pobsync in rsync's
+  own mount namespace, names starting at the source's leaf (needs root; skipped without).
 
 Each line prints its ratio to plain.
 """
@@ -24,13 +29,22 @@ Each line prints its ratio to plain.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/queue.py would shadow the standard library's `queue`: the repository root, not
+# this folder, on the path (as bench/backup.py does).
+sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from pobsync_runner.beside_base import MOUNTPOINT, available, enter_namespace  # noqa: E402
 
 
 def rsync(*args: str) -> None:
@@ -89,7 +103,40 @@ def run(w: Path, args: argparse.Namespace) -> int:
         finally:
             lent_at.rename(prev)
 
-    steps = [plain, layout, sibling, lent]
+    def relative(k: int) -> None:
+        dest = w / "root" / "host" / f"R{k}"
+        dest.mkdir()
+        rsync("--relative", f"--link-dest={prev.parents[len(rel.parts) - 1]}",
+              f"{w}/src/./{rel}", f"{dest}/")  # fmt: skip
+
+    def beside(k: int) -> None:
+        parent, leaf = rel.parent, rel.name
+        in_base = prev.parent  # the base's copy of the source's parent
+        incoming = in_base / f".pobsync-incoming-{k:032x}"
+        incoming.mkdir()
+        fd = os.open(in_base, os.O_RDONLY | os.O_DIRECTORY)
+        args = ["--relative", f"--link-dest={MOUNTPOINT}", f"{w}/src/{parent}/./{leaf}"]
+        if parent.parts:
+            args += [f"--exclude=/{parent}/*", f"{w}/src/./{parent}"]
+        try:
+            subprocess.run(
+                ["rsync", "-a", "--numeric-ids", *args, f"{MOUNTPOINT}/{incoming.name}/"],
+                check=True,
+                pass_fds=(fd,),
+                preexec_fn=lambda: enter_namespace(libc, str(in_base), fd),  # noqa: PLW1509
+            )
+        finally:
+            os.close(fd)
+        dest = into("B", k)
+        (incoming / leaf).rename(dest)
+        shutil.rmtree(incoming)  # the parents' own (empty) directories
+
+    steps = [plain, layout, sibling, lent, relative]
+    if available():
+        libc = ctypes.CDLL(None, use_errno=True)
+        steps.append(beside)
+    else:
+        print("beside: skipped (no private mount namespace here: run as root)")
     times: dict[str, list[float]] = {s.__name__: [] for s in steps}
     for k in range(args.rounds):
         for step in steps if k % 2 == 0 else steps[::-1]:
