@@ -141,25 +141,8 @@ def test_an_unchanged_incremental_copies_the_base_manifest_without_a_walk(engine
     assert "verify web1: ok" in out.getvalue(), out.getvalue()
 
 
-@pytest.mark.parametrize("change", ["deleted", "max-size", "chmod", "renamed"])
-def test_anything_rsync_cannot_vouch_for_is_walked(engine, change):
-    """A file gone from the source (rsync logs nothing), a file left out by --max-size
-    (still counted by --stats), changed metadata (a local copy) and a renamed file (as
-    many files as before): the manifest lists exactly the snapshot's files, as they are."""
-    _two_files(engine)
-    run_backup(engine.host)
-    if change == "deleted":
-        (engine.src / "sub" / "a.bin").unlink()
-    elif change == "max-size":
-        engine.host.rsync_options = ["--max-size=100K"]
-        engine.host.save()
-    elif change == "chmod":
-        (engine.src / "big.bin").chmod(0o600)
-    else:
-        (engine.src / "sub" / "a.bin").rename(engine.src / "sub" / "z.bin")
-    second = run_backup(engine.host)
-    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
-    two = engine.host_dir / second.snapshot_name
+def _exact(two) -> dict:
+    """The manifest lists exactly the snapshot's files, each as it is on disk."""
     _, found = entries(two)
     on_disk = {
         os.fsencode(os.path.relpath(os.path.join(d, f), two))
@@ -171,3 +154,61 @@ def test_anything_rsync_cannot_vouch_for_is_walked(engine, change):
     for path, entry in found.items():
         st = (two / os.fsdecode(path)).stat()
         assert (entry.inode, entry.size, entry.mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize("change", ["changed", "added", "chmod"])
+def test_a_few_logged_files_patch_the_base_manifest_without_a_walk(engine, monkeypatch, change):
+    """rsync logs every file it copies: the base's lines stand for the rest (hard links),
+    the logged ones get their own (a new inode), and no walk is needed."""
+    _two_files(engine)
+    run_backup(engine.host)
+    if change == "changed":
+        (engine.src / "sub" / "a.bin").write_bytes(os.urandom(6000))
+    elif change == "added":
+        (engine.src / "0-first.bin").write_bytes(os.urandom(10))  # before every base path
+        (engine.src / "sub" / "b.bin").write_bytes(os.urandom(20))  # between two
+        (engine.src / "zz-last.bin").write_bytes(os.urandom(30))  # after every one
+    else:
+        (engine.src / "big.bin").chmod(0o600)  # copied locally: a new inode, same bytes
+    _no_walk(monkeypatch)
+    second = run_backup(engine.host)
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    two = engine.host_dir / second.snapshot_name
+    found = _exact(two)
+    for path, entry in found.items():
+        if entry.checksum != UNKNOWN:
+            assert entry.checksum == xxh128sum(two / os.fsdecode(path))
+    if change != "chmod":
+        assert all(e.checksum != UNKNOWN for e in found.values())
+    out = io.StringIO()
+    call_command("verify", "web1", "--snapshot", second.snapshot_name, stdout=out)
+    assert "verify web1: ok" in out.getvalue(), out.getvalue()
+
+
+@pytest.mark.parametrize("change", ["deleted", "max-size", "renamed", "added and deleted"])
+def test_anything_rsync_cannot_vouch_for_is_walked(engine, monkeypatch, change):
+    """A file gone from the source (rsync logs nothing), a file left out by --max-size
+    (still counted by --stats), a renamed file and a file added beside one deleted (as
+    many files as before): walked, and the manifest lists exactly the snapshot's files."""
+    import pobsync_runner.manifest_build as build
+
+    _two_files(engine)
+    run_backup(engine.host)
+    if change == "deleted":
+        (engine.src / "sub" / "a.bin").unlink()
+    elif change == "max-size":
+        engine.host.rsync_options = ["--max-size=100K"]
+        engine.host.save()
+    elif change == "renamed":
+        (engine.src / "sub" / "a.bin").rename(engine.src / "sub" / "z.bin")
+    else:
+        (engine.src / "sub" / "a.bin").unlink()
+        (engine.src / "c.bin").write_bytes(os.urandom(10))
+    walks = []
+    real = build.build_manifest
+    monkeypatch.setattr(build, "build_manifest", lambda *a, **k: walks.append(1) or real(*a, **k))
+    second = run_backup(engine.host)
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    assert walks == [1]
+    _exact(engine.host_dir / second.snapshot_name)

@@ -287,14 +287,13 @@ def _conclude(
         message = f"{dumps.error}; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
     # rsync's regular-file count, when it can vouch for an unchanged incremental (see
-    # carry_whole): a clean exit into a fresh directory, no option that skips files.
+    # carry_over): a clean exit into a fresh directory, no option that skips files.
     vouched = code == 0 and staged.seed is None and not _may_skip_files(spec)
     manifest_note = write_snapshot_manifest(
         staged.staging,
         staged.base,
         pulled.logs,
         regular_files=result.stats.files_total if vouched else None,
-        made_dirs=pulled.made_dirs,
     )
     try:
         _db(lambda: commit(staged, code, result.stats, now))

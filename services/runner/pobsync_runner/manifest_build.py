@@ -16,6 +16,7 @@ import heapq
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -250,22 +251,20 @@ def write_snapshot_manifest(
     transfer_logs: Sequence[tuple[Path, bytes]],
     *,
     regular_files: int | None = None,
-    made_dirs: frozenset[bytes] = frozenset(),
 ) -> str:  # base: record
     """The backup's step before the commit point. Returns "" or a note for the run: a
     manifest that cannot be written never fails the backup (verify builds it later).
 
     transfer_logs: (rsync's log, the prefix of its names inside the snapshot) pairs.
     regular_files: rsync's count of regular files, given only when rsync exited 0 into a
-    fresh staging directory with no option that skips listed files: then an unchanged
-    incremental's manifest is the base's, copied (carry_whole), with no walk at all.
-    made_dirs: directories (as logged, without the prefix) that rsync had to create
-    although nothing changed (pobsync_runner.beside_base: a source's parents)."""
+    fresh staging directory with no option that skips listed files: then an incremental's
+    manifest is the base's with the logged files' lines changed (carry_over), with no walk
+    at all."""
     logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
         if regular_files is not None and base_dir is not None and logs:
-            if carry_whole(staging, base_dir, [p for p, _ in logs], regular_files, made_dirs):
+            if carry_over(staging, base_dir, logs, regular_files):
                 return ""
         build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
     except (OSError, ValueError, subprocess.CalledProcessError) as exc:
@@ -273,75 +272,153 @@ def write_snapshot_manifest(
     return ""
 
 
-def carry_whole(
+CARRY_MAX_CHANGED = 20_000  # logged files carry_over holds in memory; more: the walk
+
+
+def carry_over(
     staging: Path,
     base_dir: Path,
-    transfer_logs: Sequence[Path],
+    transfer_logs: Sequence[tuple[Path, bytes]],
     regular_files: int,
-    made_dirs: frozenset[bytes] = frozenset(),
 ) -> bool:
-    """Copy the base's manifest as the new snapshot's when nothing changed; False (and
-    nothing written) when that cannot be shown, and the manifest is built as usual.
+    """Write the new snapshot's manifest as the base's, with the lines of the files rsync
+    logged replaced or added; False (nothing written) when that cannot be shown exact,
+    and the manifest is built by the walk as usual.
 
-    Nothing changed when rsync logged no item at all (it logs every file it copied,
-    created or altered, and every new directory; a file it hard-linked into the base is
-    not logged; a directory in `made_dirs` created as new does not count), no dump was
-    added, and its regular-file count equals the base manifest's entry count: every file
-    is then a hard link to the base file at the same path (same inode, size, mtime, so
-    the same line), and no base file is missing, as the counts agree. The base manifest
-    must be complete (its trailer) and of the algorithm rsync negotiated (every log the
-    same).
+    rsync logs every regular file it copied (received, or copied locally from the base
+    when only its attributes differ); a file it hard-linked into the base is not logged,
+    and is the base file at the same path (same inode, size, mtime: the same line). So
+    the new snapshot's files are the base's unlogged ones plus the logged ones, and none
+    of the base's is missing exactly when the count comes out at rsync's own regular-file
+    count (a deleted file would make it one short, whatever else was added). No dump may
+    have been added, the base manifest must be complete (its trailer) and of the
+    algorithm rsync negotiated, and nothing unexpected may be logged (a hard link rsync
+    made between two new files, with -H). With nothing logged the base's file is copied
+    byte for byte.
     """
     if (staging / DUMPS_DIR).exists():
         return False
-    algorithms: set[str | None] = set()
-    for transfer_log in transfer_logs:
-        algorithm = None
-        with open(transfer_log, "rb") as log:
-            for line in log:
-                if _LOG_LINE.match(line):
-                    if not _made_dir(line, made_dirs):
-                        return False
-                    continue
-                m = _LOG_ALGO.search(line)
-                if m and algorithm is None:
-                    algorithm = m.group(1).decode()
-        algorithms.add(algorithm)
-    if len(algorithms) != 1:
+    logged = _logged_files(transfer_logs)
+    if logged is None:
         return False
+    changed, algorithm = logged
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
         return False
     try:
-        if reader.algorithm not in algorithms or _trailer_count(reader.fh) != regular_files:
+        base_count = _trailer_count(reader.fh)
+        if reader.algorithm != algorithm or base_count is None:
             return False
         reader.fh.seek(0)
-        copy_tmp = staging / MANIFEST_TMP
-        try:
-            with open(copy_tmp, "wb") as out:
-                shutil.copyfileobj(reader.fh, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(copy_tmp, staging / MANIFEST_FILE)
-        except BaseException:
-            copy_tmp.unlink(missing_ok=True)
-            raise
+        if not changed:
+            return base_count == regular_files and _copy_manifest(reader, staging)
+        reader.fh.readline()  # the header
+        return _patched(staging, reader, changed, regular_files)
     finally:
         reader.close()
+
+
+def _logged_files(
+    transfer_logs: Sequence[tuple[Path, bytes]],
+) -> tuple[dict[bytes, tuple[int, str]], str | None] | None:
+    """{raw path: (size, checksum or UNKNOWN)} of the regular files rsync logged, and the
+    algorithm every log names; None when carry_over cannot go on."""
+    changed: dict[bytes, tuple[int, str]] = {}
+    algorithms: set[str | None] = set()
+    for transfer_log, prefix in transfer_logs:
+        algorithm = None
+        with open(transfer_log, "rb") as log:
+            for line in log:
+                if not _LOG_LINE.match(line):
+                    m = _LOG_ALGO.search(line)
+                    if m and algorithm is None:
+                        algorithm = m.group(1).decode()
+                    continue
+                parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
+                if len(parts) != 4:
+                    return None
+                iflags, size, checksum, name = parts
+                if iflags[1:2] != b"f":
+                    continue  # a directory, symlink or device: not in the manifest
+                raw = prefix + _unescape_rsync(name)
+                if iflags[:1] not in (b">", b"c") or raw in changed:
+                    return None  # a hard link between new files; an ambiguous name
+                checksum = checksum.strip()
+                known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
+                changed[raw] = (int(size) if size.isdigit() else -1,
+                                checksum.decode() if known else UNKNOWN)  # fmt: skip
+                if len(changed) > CARRY_MAX_CHANGED:
+                    return None
+        algorithms.add(algorithm)
+    if len(algorithms) != 1:
+        return None
+    return changed, algorithms.pop()
+
+
+def _copy_manifest(reader: ManifestReader, staging: Path) -> bool:
+    copy_tmp = staging / MANIFEST_TMP
+    try:
+        with open(copy_tmp, "wb") as out:
+            shutil.copyfileobj(reader.fh, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(copy_tmp, staging / MANIFEST_FILE)
+    except BaseException:
+        copy_tmp.unlink(missing_ok=True)
+        raise
     return True
 
 
-def _made_dir(line: bytes, made_dirs: frozenset[bytes]) -> bool:
-    """Whether a log line is the creation of one of `made_dirs` ("cd+++++++++ name/")."""
-    if not made_dirs:
+def _patched(
+    staging: Path,
+    reader: ManifestReader,
+    changed: dict[bytes, tuple[int, str]],
+    regular_files: int,
+) -> bool:
+    """The base's lines in order, each logged file's own line in its place (stat()ed: it
+    is a new inode), the logged files the base lacks inserted; kept only when the count
+    is rsync's."""
+    pending = iter(sorted(changed))
+    new = next(pending, None)
+    writer = ManifestWriter(staging, reader.algorithm)
+    try:
+        for path, _inode, line, known in _base_lines(reader):
+            while new is not None and new < path:
+                if not _write_logged(writer, staging, new, changed[new]):
+                    writer.abort()
+                    return False
+                new = next(pending, None)
+            if new == path:
+                continue  # written when the next path (or the end) comes
+            writer.write_line(path, line, known)
+        while new is not None:
+            if not _write_logged(writer, staging, new, changed[new]):
+                writer.abort()
+                return False
+            new = next(pending, None)
+        if writer.count != regular_files:
+            writer.abort()
+            return False
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return True
+
+
+def _write_logged(writer: ManifestWriter, staging: Path, path: bytes, logged) -> bool:
+    size, checksum = logged
+    try:
+        st = os.lstat(os.path.join(os.fsencode(staging), path))
+    except FileNotFoundError:
         return False
-    parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
-    return (
-        len(parts) == 4
-        and parts[0].startswith(b"cd+")
-        and _unescape_rsync(parts[3]).rstrip(b"/") in made_dirs
-    )
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    if st.st_size != size:
+        checksum = UNKNOWN
+    writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, checksum))
+    return True
 
 
 def _trailer_count(fh) -> int | None:

@@ -33,7 +33,6 @@ class SettleError(Exception):
 class Pulled:
     result: RsyncResult
     logs: list[tuple[Path, bytes]]  # (rsync's --log-file, its names' prefix)
-    made_dirs: frozenset[bytes] = frozenset()  # see write_snapshot_manifest
 
 
 def pull(
@@ -104,16 +103,11 @@ def _beside(
     beside_base.start(spec.host_dir, staged.staging, base_dir, pulls)
     results: list[RsyncResult] = []
     logs: list[tuple[Path, bytes]] = []
-    made: set[bytes] = set()
     done = Progress()
     try:
         for i, one in enumerate(pulls):
             transfer_log = transfer_log_path(spec.host_dir, f"{staged.record.name}.{i}")
             logs.append((transfer_log, one.prefix()))
-            made.update(
-                "/".join(one.parent[: k + 1]).encode("utf-8", "surrogateescape")
-                for k in range(len(one.parent))
-            )
             argv = rsync_argv(
                 spec,
                 Path(beside_base.MOUNTPOINT) / one.incoming,
@@ -139,7 +133,7 @@ def _beside(
     finally:
         _settle_all(spec.host_dir, staged.staging, pulls)
     combined = _combine(results, done)
-    return Pulled(combined, logs, frozenset(made))
+    return Pulled(combined, logs)
 
 
 def _settle_all(host_dir: Path, staging: Path, pulls: list[beside_base.SourcePull]) -> None:
