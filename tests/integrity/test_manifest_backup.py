@@ -212,3 +212,30 @@ def test_anything_rsync_cannot_vouch_for_is_walked(engine, monkeypatch, change):
     assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
     assert walks == [1]
     _exact(engine.host_dir / second.snapshot_name)
+
+
+def test_a_full_backups_manifest_comes_from_rsyncs_log_without_a_walk(engine, monkeypatch):
+    _two_files(engine)
+    (engine.src / "sub" / "empty").write_bytes(b"")
+    _no_walk(monkeypatch)
+    first = run_backup(engine.host)
+    assert first.outcome == BackupRun.Outcome.SUCCESS, first.message
+    one = engine.host_dir / first.snapshot_name
+    found = _exact(one)
+    assert len(found) == 3
+    for path, entry in found.items():
+        assert entry.checksum == xxh128sum(one / os.fsdecode(path))
+
+
+def test_more_logged_files_than_it_holds_are_walked(engine, monkeypatch):
+    import pobsync_runner.manifest_build as build
+
+    _two_files(engine)
+    monkeypatch.setattr(build, "CARRY_MAX_CHANGED", 1)  # memory stays bounded
+    walks = []
+    real = build.build_manifest
+    monkeypatch.setattr(build, "build_manifest", lambda *a, **k: walks.append(1) or real(*a, **k))
+    first = run_backup(engine.host)
+    assert first.outcome == BackupRun.Outcome.SUCCESS, first.message
+    assert walks == [1]
+    _exact(engine.host_dir / first.snapshot_name)

@@ -66,6 +66,20 @@ def _unescape_rsync(name: bytes) -> bytes:
     return _RSYNC_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), name)
 
 
+def _log_items(log_path: Path) -> Iterator[str | tuple[bytes, ...] | None]:
+    """rsync's log, line by line: an item as (iflags, size, checksum, name as logged), the
+    name of a negotiated checksum algorithm (a str), or None for a damaged item line."""
+    with open(log_path, "rb") as src:
+        for line in src:
+            if not _LOG_LINE.match(line):
+                m = _LOG_ALGO.search(line)
+                if m:
+                    yield m.group(1).decode()
+                continue
+            parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
+            yield tuple(parts) if len(parts) == 4 else None
+
+
 def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferLog:
     """Extract the transferred files' checksums into a file sorted by raw path.
 
@@ -75,17 +89,14 @@ def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferL
     algorithm: str | None = None
     records = 0
     fd, unsorted = tempfile.mkstemp(prefix="transfer.", dir=workdir)
-    with open(log_path, "rb") as src, os.fdopen(fd, "wb", buffering=1 << 20) as out:
-        for line in src:
-            if not _LOG_LINE.match(line):
-                m = _LOG_ALGO.search(line)
-                if m and algorithm is None:
-                    algorithm = m.group(1).decode()
+    with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        for item in _log_items(log_path):
+            if isinstance(item, str):
+                algorithm = algorithm or item
                 continue
-            parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
-            if len(parts) != 4:
+            if item is None:
                 continue
-            iflags, size, checksum, name = parts
+            iflags, size, checksum, name = item
             checksum = checksum.strip()
             if not iflags.startswith(b">f") or not _HEX.match(checksum) or not size.isdigit():
                 continue
@@ -263,7 +274,7 @@ def write_snapshot_manifest(
     logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
-        if regular_files is not None and base_dir is not None and logs:
+        if regular_files is not None and logs:
             if carry_over(staging, base_dir, logs, regular_files):
                 return ""
         build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
@@ -272,12 +283,12 @@ def write_snapshot_manifest(
     return ""
 
 
-CARRY_MAX_CHANGED = 20_000  # logged files carry_over holds in memory; more: the walk
+CARRY_MAX_CHANGED = 50_000  # logged files carry_over holds (about 12 MB); more: the walk
 
 
 def carry_over(
     staging: Path,
-    base_dir: Path,
+    base_dir: Path | None,
     transfer_logs: Sequence[tuple[Path, bytes]],
     regular_files: int,
 ) -> bool:
@@ -294,14 +305,17 @@ def carry_over(
     have been added, the base manifest must be complete (its trailer) and of the
     algorithm rsync negotiated, and nothing unexpected may be logged (a hard link rsync
     made between two new files, with -H). With nothing logged the base's file is copied
-    byte for byte.
+    byte for byte; without a base (a full backup) every file was received and is logged.
+    At most CARRY_MAX_CHANGED logged files are held in memory: beyond, the walk.
     """
     if (staging / DUMPS_DIR).exists():
         return False
     logged = _logged_files(transfer_logs)
-    if logged is None:
+    if logged is None or logged[1] not in ALGORITHMS:
         return False
     changed, algorithm = logged
+    if base_dir is None:  # a full backup: every file was received, so logged
+        return _patched(staging, algorithm, iter(()), changed, regular_files)
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
@@ -314,7 +328,7 @@ def carry_over(
         if not changed:
             return base_count == regular_files and _copy_manifest(reader, staging)
         reader.fh.readline()  # the header
-        return _patched(staging, reader, changed, regular_files)
+        return _patched(staging, algorithm, _base_lines(reader), changed, regular_files)
     finally:
         reader.close()
 
@@ -328,28 +342,24 @@ def _logged_files(
     algorithms: set[str | None] = set()
     for transfer_log, prefix in transfer_logs:
         algorithm = None
-        with open(transfer_log, "rb") as log:
-            for line in log:
-                if not _LOG_LINE.match(line):
-                    m = _LOG_ALGO.search(line)
-                    if m and algorithm is None:
-                        algorithm = m.group(1).decode()
-                    continue
-                parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
-                if len(parts) != 4:
-                    return None
-                iflags, size, checksum, name = parts
-                if iflags[1:2] != b"f":
-                    continue  # a directory, symlink or device: not in the manifest
-                raw = prefix + _unescape_rsync(name)
-                if iflags[:1] not in (b">", b"c") or raw in changed:
-                    return None  # a hard link between new files; an ambiguous name
-                checksum = checksum.strip()
-                known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
-                changed[raw] = (int(size) if size.isdigit() else -1,
-                                checksum.decode() if known else UNKNOWN)  # fmt: skip
-                if len(changed) > CARRY_MAX_CHANGED:
-                    return None
+        for item in _log_items(transfer_log):
+            if isinstance(item, str):
+                algorithm = algorithm or item
+                continue
+            if item is None:
+                return None
+            iflags, size, checksum, name = item
+            if iflags[1:2] != b"f":
+                continue  # a directory, symlink or device: not in the manifest
+            raw = prefix + _unescape_rsync(name)
+            if iflags[:1] not in (b">", b"c") or raw in changed:
+                return None  # a hard link between new files; an ambiguous name
+            checksum = checksum.strip()
+            known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
+            changed[raw] = (int(size) if size.isdigit() else -1,
+                            checksum.decode() if known else UNKNOWN)  # fmt: skip
+            if len(changed) > CARRY_MAX_CHANGED:
+                return None
         algorithms.add(algorithm)
     if len(algorithms) != 1:
         return None
@@ -372,7 +382,8 @@ def _copy_manifest(reader: ManifestReader, staging: Path) -> bool:
 
 def _patched(
     staging: Path,
-    reader: ManifestReader,
+    algorithm: str,
+    base_lines: Iterator[tuple[bytes, int, bytes, bool]],
     changed: dict[bytes, tuple[int, str]],
     regular_files: int,
 ) -> bool:
@@ -381,9 +392,9 @@ def _patched(
     is rsync's."""
     pending = iter(sorted(changed))
     new = next(pending, None)
-    writer = ManifestWriter(staging, reader.algorithm)
+    writer = ManifestWriter(staging, algorithm)
     try:
-        for path, _inode, line, known in _base_lines(reader):
+        for path, _inode, line, known in base_lines:
             while new is not None and new < path:
                 if not _write_logged(writer, staging, new, changed[new]):
                     writer.abort()

@@ -19,7 +19,13 @@ from pobsync_runner import beside_base
 from pobsync_runner.lifecycle import StagedSnapshot
 from pobsync_runner.lock import HostLock
 from pobsync_runner.manifest_build import transfer_log_path
-from pobsync_runner.rsync import STDERR_TAIL_LINES, RsyncProcess, RsyncResult, rsync_argv
+from pobsync_runner.rsync import (
+    STDERR_TAIL_LINES,
+    RsyncProcess,
+    RsyncResult,
+    finished_progress,
+    rsync_argv,
+)
 from pobsync_runner.rsync_output import Progress, Stats
 
 log = logging.getLogger("pobsync.pull")
@@ -82,7 +88,15 @@ def _relative(
     proc = RsyncProcess(argv, pass_fds=_lock_fds(lock))
     on_start(proc)
     result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
-    return Pulled(result, [(transfer_log, b"")])
+    return Pulled(_settled_progress(result), [(transfer_log, b"")])
+
+
+def _settled_progress(result: RsyncResult) -> RsyncResult:
+    """A successful run ends at its finished figures (several rsyncs: the last one's
+    percent is not the run's)."""
+    if result.returncode == 0 and not result.stopped:
+        result.progress = finished_progress(result.stats)
+    return result
 
 
 def _lock_fds(lock: HostLock) -> tuple[int, ...]:
@@ -132,8 +146,7 @@ def _beside(
                 break
     finally:
         _settle_all(spec.host_dir, staged.staging, pulls)
-    combined = _combine(results, done)
-    return Pulled(combined, logs)
+    return Pulled(_settled_progress(_combine(results, done)), logs)
 
 
 def _settle_all(host_dir: Path, staging: Path, pulls: list[beside_base.SourcePull]) -> None:

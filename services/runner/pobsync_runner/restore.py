@@ -33,7 +33,13 @@ from pobsync_models.snapfs import METADATA_PREFIX
 from pobsync_runner.backup import _db, write_progress  # reconnect-once writes
 from pobsync_runner.jobkinds import JobResult
 from pobsync_runner.lock import HostLock
-from pobsync_runner.rsync import RsyncProcess, RsyncResult, progress_args, progress_on_signal
+from pobsync_runner.rsync import (
+    RsyncProcess,
+    RsyncResult,
+    finished_progress,
+    progress_args,
+    progress_on_signal,
+)
 from pobsync_runner.rsync_output import OutputParser, Progress, describe_exit, first_error_line
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
@@ -173,10 +179,10 @@ def _conclude(request: RestoreRequest, result: RsyncResult, changes: deque[str])
         if "read-only" in tail or "rrsync" in tail:
             message += " (is the restore key's authorized_keys line installed? see docs/restore.md)"
         return _finish(request, Outcome.FAILED, message, tail)
-    if not request.dry_run:  # the last progress answer may predate the last files
-        request.progress_bytes = result.stats.bytes_transferred
-        request.progress_files = result.stats.files_all
-        request.progress_percent = 100.0
+    if not request.dry_run:
+        done = finished_progress(result.stats)
+        request.progress_bytes, request.progress_files = done.bytes, done.files
+        request.progress_percent = done.percent
     note = f"dry run: {len(changes)} change(s), nothing written" if request.dry_run else ""
     return _finish(request, Outcome.SUCCESS, note, tail)
 

@@ -66,6 +66,12 @@ def progress_on_signal() -> bool:
     return m is not None and tuple(int(n) for n in m.groups()) >= SIGNAL_PROGRESS_SINCE
 
 
+def finished_progress(stats: Stats) -> Progress:
+    """A finished transfer's progress, from its --stats: asked by signal, the last answer
+    may predate the last files."""
+    return Progress(stats.bytes_transferred or 0, 100.0, stats.files_all or 0)
+
+
 def progress_args(by_signal: bool) -> list[str]:
     """rsync's options for progress: none when RsyncProcess asks for it by signal."""
     return ["--no-human-readable"] + ([] if by_signal else ["--info=progress2"])
@@ -101,8 +107,9 @@ def rsync_argv(
         "--modify-window=-1",
         "--relative",
         f"--timeout={spec.rsync_timeout}",
-        # A line per file: an unchanged incremental receives no file, and rsync answers
-        # a progress signal only after one (RsyncProcess, progress_by_signal).
+        # A line per file: rsync answers a progress signal only after a file it
+        # received (an unchanged incremental receives none), never within one (a
+        # large file of a full backup would show no progress for its whole transfer).
         *progress_args(by_signal=False),
         "--stats",
         "--rsh",
