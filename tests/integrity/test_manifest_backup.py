@@ -118,6 +118,16 @@ def _no_walk(monkeypatch):
     monkeypatch.setattr(build, "build_manifest", refuse)
 
 
+def _count_walks(monkeypatch) -> list[int]:
+    """A list that grows by one each time the manifest is built by a walk."""
+    import pobsync_runner.manifest_build as build
+
+    walks: list[int] = []
+    real = build.build_manifest
+    monkeypatch.setattr(build, "build_manifest", lambda *a, **k: walks.append(1) or real(*a, **k))
+    return walks
+
+
 def _two_files(engine) -> None:
     (engine.src / "sub").mkdir()
     (engine.src / "sub" / "a.bin").write_bytes(os.urandom(5000))
@@ -191,7 +201,6 @@ def test_anything_rsync_cannot_vouch_for_is_walked(engine, monkeypatch, change):
     """A file gone from the source (rsync logs nothing), a file left out by --max-size
     (still counted by --stats), a renamed file and a file added beside one deleted (as
     many files as before): walked, and the manifest lists exactly the snapshot's files."""
-    import pobsync_runner.manifest_build as build
 
     _two_files(engine)
     run_backup(engine.host)
@@ -205,9 +214,7 @@ def test_anything_rsync_cannot_vouch_for_is_walked(engine, monkeypatch, change):
     else:
         (engine.src / "sub" / "a.bin").unlink()
         (engine.src / "c.bin").write_bytes(os.urandom(10))
-    walks = []
-    real = build.build_manifest
-    monkeypatch.setattr(build, "build_manifest", lambda *a, **k: walks.append(1) or real(*a, **k))
+    walks = _count_walks(monkeypatch)
     second = run_backup(engine.host)
     assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
     assert walks == [1]
@@ -232,9 +239,7 @@ def test_more_logged_files_than_it_holds_are_walked(engine, monkeypatch):
 
     _two_files(engine)
     monkeypatch.setattr(build, "CARRY_MAX_CHANGED", 1)  # memory stays bounded
-    walks = []
-    real = build.build_manifest
-    monkeypatch.setattr(build, "build_manifest", lambda *a, **k: walks.append(1) or real(*a, **k))
+    walks = _count_walks(monkeypatch)
     first = run_backup(engine.host)
     assert first.outcome == BackupRun.Outcome.SUCCESS, first.message
     assert walks == [1]
