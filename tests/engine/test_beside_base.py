@@ -269,3 +269,24 @@ def test_listings_and_the_space_scan_never_show_a_running_backups_incoming_direc
     assert incoming not in [n for n, _ino, _d in _listing(str(snap / "srv"))]
     with pytest.raises(snapfs.SnapshotPathError, match="running backup"):
         snapfs.parse_path(f"/srv/{incoming}/data")
+
+
+@needs_namespace
+def test_a_namespace_refused_at_run_time_takes_the_relative_way_at_once(engine, monkeypatch):
+    build(engine)
+    first = run_backup(engine.host)
+    base = engine.host_dir / first.snapshot_name
+    before = tree_state(base)
+
+    def refused(*_a):
+        raise OSError(1, "unshare(CLONE_NEWNS)")
+
+    monkeypatch.setattr("pobsync_runner.rsync.enter_namespace", refused)
+    second = run_backup(engine.host)
+
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    assert tree_state(engine.host_dir / second.snapshot_name, own_root=True) == tree_state(
+        base, own_root=True
+    )
+    assert tree_state(base) == before
+    assert not (engine.host_dir / beside_base.JOURNAL).exists()

@@ -148,3 +148,44 @@ def test_the_backup_argv_asks_rsync_for_its_checksums_and_protects_the_metadata(
     for name in (".pobsync-snapshot.json", MANIFEST_FILE, f"{MANIFEST_FILE}.tmp"):
         assert f"--exclude=/{name}" in argv
     assert not any(a.startswith("--log-file") for a in rsync_argv(spec(), Path("/d")))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(tmp_path, seed):
+    """carry_over's bisection over the base manifest: random bases (escaped names among
+    them) and random sets of logged files, replaced and inserted anywhere."""
+    import random
+
+    from pobsync_runner.manifest import ManifestWriter, open_manifest
+    from pobsync_runner.manifest_build import _patched
+
+    rng = random.Random(seed)
+    names = {b"d%03d/f%05d" % (rng.randrange(50), rng.randrange(10**5)) for _ in range(400)}
+    names |= {b"odd\\name", b"tab\there", b"zz\nnl", b"a"}
+    base_paths = sorted(rng.sample(sorted(names), len(names) // 2))
+    base = tmp_path / "base"
+    base.mkdir()
+    writer = ManifestWriter(base, "xxh128")
+    for i, path in enumerate(base_paths):
+        checksum = "-" if i % 7 == 0 else f"{i:032x}"
+        writer.write(Entry(path, i, 10**18 + i, 1000 + i, checksum))
+    writer.commit()
+    staging = tmp_path / "new"
+    changed = {}
+    for path in rng.sample(sorted(names), rng.randrange(1, 40)):
+        target = staging / os.fsdecode(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"x" * 5)
+        changed[path] = (5, "ab" * 16)
+    expected = {e.path: e for e in read(base)}
+    for path in changed:
+        st = os.lstat(staging / os.fsdecode(path))
+        expected[path] = Entry(path, 5, st.st_mtime_ns, st.st_ino, "ab" * 16)
+
+    reader = open_manifest(base)
+    try:
+        assert _patched(staging, "xxh128", reader, changed, len(expected))
+    finally:
+        reader.close()
+
+    assert read(staging) == [expected[p] for p in sorted(expected)]

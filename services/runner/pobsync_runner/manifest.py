@@ -135,6 +135,16 @@ class ManifestWriter:
         self.count += 1
         self.known += known
 
+    def write_block(self, block: bytes, last_path: bytes | None) -> None:
+        """Whole lines already in manifest form and in order (a run of the base's), the
+        last of them for `last_path`."""
+        self._fh.write(block)
+        lines = block.count(b"\n")
+        self.count += lines
+        self.known += lines - block.startswith(b"-\t") - block.count(b"\n-\t")
+        if last_path is not None:
+            self._last = last_path
+
     def commit(self) -> None:
         self._fh.write(b"end %d\n" % self.count)
         self._fh.flush()

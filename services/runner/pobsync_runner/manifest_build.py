@@ -13,6 +13,7 @@ itself is pobsync_runner.manifest.
 from __future__ import annotations
 
 import heapq
+import mmap
 import os
 import re
 import shutil
@@ -315,7 +316,7 @@ def carry_over(
         return False
     changed, algorithm = logged
     if base_dir is None:  # a full backup: every file was received, so logged
-        return _patched(staging, algorithm, iter(()), changed, regular_files)
+        return _patched(staging, algorithm, None, changed, regular_files)
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
@@ -327,8 +328,7 @@ def carry_over(
         reader.fh.seek(0)
         if not changed:
             return base_count == regular_files and _copy_manifest(reader, staging)
-        reader.fh.readline()  # the header
-        return _patched(staging, algorithm, _base_lines(reader), changed, regular_files)
+        return _patched(staging, algorithm, reader, changed, regular_files)
     finally:
         reader.close()
 
@@ -383,31 +383,27 @@ def _copy_manifest(reader: ManifestReader, staging: Path) -> bool:
 def _patched(
     staging: Path,
     algorithm: str,
-    base_lines: Iterator[tuple[bytes, int, bytes, bool]],
+    base: ManifestReader | None,
     changed: dict[bytes, tuple[int, str]],
     regular_files: int,
 ) -> bool:
     """The base's lines in order, each logged file's own line in its place (stat()ed: it
     is a new inode), the logged files the base lacks inserted; kept only when the count
-    is rsync's."""
-    pending = iter(sorted(changed))
-    new = next(pending, None)
+    is rsync's. The base manifest is not read line by line: each logged path's place is
+    found by bisection and the lines between are copied as they are, so a nightly run
+    that changed a few files costs their number, not the snapshot's."""
+    lines = _BaseLines(base) if base is not None else None
     writer = ManifestWriter(staging, algorithm)
     try:
-        for path, _inode, line, known in base_lines:
-            while new is not None and new < path:
-                if not _write_logged(writer, staging, new, changed[new]):
-                    writer.abort()
-                    return False
-                new = next(pending, None)
-            if new == path:
-                continue  # written when the next path (or the end) comes
-            writer.write_line(path, line, known)
-        while new is not None:
-            if not _write_logged(writer, staging, new, changed[new]):
+        for path in sorted(changed):
+            if lines is not None and not lines.copy_until(path, writer):
                 writer.abort()
                 return False
-            new = next(pending, None)
+            if not _write_logged(writer, staging, path, changed[path]):
+                writer.abort()
+                return False
+        if lines is not None:
+            lines.copy_rest(writer)
         if writer.count != regular_files:
             writer.abort()
             return False
@@ -415,7 +411,66 @@ def _patched(
     except BaseException:
         writer.abort()
         raise
+    finally:
+        if lines is not None:
+            lines.close()
     return True
+
+
+class _BaseLines:
+    """A complete base manifest mapped read-only: its entry lines, copied in runs."""
+
+    def __init__(self, reader: ManifestReader) -> None:
+        self.data = mmap.mmap(reader.fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self.pos = self.data.find(b"\n") + 1  # after the header
+        self.end = self.data.rfind(b"\nend ") + 1  # the trailer (carry_over checked it)
+
+    def close(self) -> None:
+        self.data.close()
+
+    def _path(self, start: int) -> tuple[bytes | None, int]:
+        """The raw path of the line at `start` (None if damaged) and the next line's start."""
+        stop = self.data.find(b"\n", start)
+        fields = self.data[start:stop].split(b"\t", 4)
+        raw = fields[4] if len(fields) == 5 else None
+        if raw is not None and b"\\" in raw:
+            try:
+                raw = unescape_path(raw)
+            except ValueError:
+                raw = None
+        return raw, stop + 1
+
+    def copy_until(self, path: bytes, writer: ManifestWriter) -> bool:
+        """Copy the lines before `path`, and skip `path`'s own line if the base has one;
+        False when a damaged line is in the way of the bisection."""
+        lo, hi = self.pos, self.end
+        while lo < hi:  # lines before lo sort before path; lines from hi on do not
+            mid = self.data.find(b"\n", (lo + hi) // 2 - 1) + 1
+            if mid >= hi:
+                mid = lo
+            raw, after = self._path(mid)
+            if raw is None:
+                return False
+            if raw < path:
+                lo = after
+            else:
+                hi = mid
+        if lo > self.pos:
+            writer.write_block(self.data[self.pos : lo], self._path(self._last_start(lo))[0])
+        self.pos = lo
+        if lo < self.end:
+            raw, after = self._path(lo)
+            if raw == path:
+                self.pos = after  # the logged file's own line replaces the base's
+        return True
+
+    def _last_start(self, stop: int) -> int:
+        return self.data.rfind(b"\n", 0, stop - 1) + 1
+
+    def copy_rest(self, writer: ManifestWriter) -> None:
+        if self.pos < self.end:
+            last, _ = self._path(self._last_start(self.end))
+            writer.write_block(self.data[self.pos : self.end], last)
 
 
 def _write_logged(writer: ManifestWriter, staging: Path, path: bytes, logged) -> bool:

@@ -9,6 +9,7 @@ from, each with the prefix its names have inside the snapshot.
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -29,6 +30,10 @@ from pobsync_runner.rsync import (
 from pobsync_runner.rsync_output import Progress, Stats
 
 log = logging.getLogger("pobsync.pull")
+
+
+class _NamespaceRefusedError(Exception):
+    """The first rsync beside the base could not start in its mount namespace."""
 
 
 class SettleError(Exception):
@@ -61,6 +66,8 @@ def pull(
             return _beside(
                 spec, staged, lock, pulls, base_dir, stop, report, progress_interval, on_start
             )
+        except _NamespaceRefusedError as exc:  # nothing was pulled: the other way, this once
+            log.warning("%s: rsync could not start beside its base (%s)", spec.name, exc)
         finally:
             beside_base.close_bases(pulls)
     return _relative(spec, staged, lock, base_dir, stop, report, progress_interval, on_start)
@@ -135,7 +142,14 @@ def _beside(
             def counted(p: Progress, done: Progress = done) -> None:
                 report(Progress(done.bytes + p.bytes, p.percent, done.files + p.files))
 
-            result = proc.run(stop=stop, on_progress=counted, progress_interval=progress_interval)
+            try:
+                result = proc.run(
+                    stop=stop, on_progress=counted, progress_interval=progress_interval
+                )
+            except subprocess.SubprocessError as exc:  # raised in the child before exec
+                if results:
+                    raise
+                raise _NamespaceRefusedError(str(exc)) from exc
             results.append(result)
             done = Progress(
                 done.bytes + result.progress.bytes,
