@@ -290,3 +290,24 @@ def test_a_namespace_refused_at_run_time_takes_the_relative_way_at_once(engine, 
     )
     assert tree_state(base) == before
     assert not (engine.host_dir / beside_base.JOURNAL).exists()
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        '{"staging": "s.partial", "base": "b", "pulls": [{"parent": [".."], "leaf": "x",'
+        ' "incoming": ".pobsync-incoming-' + "0" * 32 + '", "atime_ns": 1, "mtime_ns": 1}]}',
+        '{"staging": "../../etc", "base": "b", "pulls": []}',
+        '{"staging": "s", "base": "b", "pulls": [{"incoming": "/etc"}]}',
+        "not json",
+        '{"pulls": 5}',
+    ],
+)
+def test_a_damaged_journal_is_left_alone_without_a_traceback(tmp_path, journal, caplog):
+    host_dir = tmp_path / "web1"
+    (host_dir / "b" / "x").mkdir(parents=True)
+    (host_dir / beside_base.JOURNAL).write_text(journal)
+    beside_base.recover(host_dir)  # never raises
+    assert (host_dir / beside_base.JOURNAL).read_text() == journal  # left for a human
+    assert (host_dir / "b" / "x").is_dir()
+    assert "journal" in caplog.text or "interrupted" in caplog.text

@@ -414,20 +414,31 @@ def recover(host_dir: Path) -> None:
 
 
 def _entries(journal: dict) -> Iterator[dict]:
+    """The journal's entries, each name in it one plain name (never "..", never a path)."""
+    names = [journal["staging"], journal["base"]]
     for entry in journal["pulls"]:
         if not is_incoming_name(entry["incoming"]):
             raise ValueError(f"not an incoming directory: {entry['incoming']!r}")
-        yield entry
+        names += [*entry["parent"], entry["leaf"]]
+    for name in names:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
+            raise ValueError(f"not a plain name in the journal: {name!r}")
+    yield from journal["pulls"]
 
 
 def _recover_one(host_dir: Path, journal: dict, entry: dict) -> None:
     parent = tuple(str(p) for p in entry["parent"])
     base_dir = host_dir / str(journal["base"])
-    root = os.open(base_dir, _DIR_FLAGS)
-    fd = root
+    try:
+        fd = os.open(base_dir, _DIR_FLAGS)
+    except FileNotFoundError:
+        return  # the base is gone (deleted by hand), and its incoming directory with it
     try:
         for part in parent:
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                return
             os.close(fd)
             fd = child
         staging = host_dir / str(journal["staging"])
