@@ -150,14 +150,20 @@ def test_the_backup_argv_asks_rsync_for_its_checksums_and_protects_the_metadata(
     assert not any(a.startswith("--log-file") for a in rsync_argv(spec(), Path("/d")))
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(tmp_path, seed):
+@pytest.mark.parametrize("chunk", [1 << 20, 100])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(
+    tmp_path, seed, chunk, monkeypatch
+):
     """carry_over's bisection over the base manifest: random bases (escaped names among
-    them) and random sets of logged files, replaced and inserted anywhere."""
+    them) and random sets of logged files, replaced and inserted anywhere, the runs
+    between them copied in chunks of whole lines (small ones too)."""
     import random
 
     from pobsync_runner.manifest import ManifestWriter, open_manifest
-    from pobsync_runner.manifest_build import _patched
+    from pobsync_runner.manifest_build import _BaseLines, _patched
+
+    monkeypatch.setattr(_BaseLines, "CHUNK", chunk)
 
     rng = random.Random(seed)
     names = {b"d%03d/f%05d" % (rng.randrange(50), rng.randrange(10**5)) for _ in range(400)}

@@ -13,7 +13,6 @@ itself is pobsync_runner.manifest.
 from __future__ import annotations
 
 import heapq
-import mmap
 import os
 import re
 import shutil
@@ -411,41 +410,53 @@ def _patched(
     except BaseException:
         writer.abort()
         raise
-    finally:
-        if lines is not None:
-            lines.close()
     return True
 
 
 class _BaseLines:
-    """A complete base manifest mapped read-only: its entry lines, copied in runs."""
+    """A complete base manifest's entry lines, read with pread in small windows (no
+    mapping, no whole-file buffer: memory stays flat in its size) and copied in runs of
+    whole lines."""
+
+    WINDOW = 1 << 16  # longer than any line (a path is at most 4,096 bytes, 8,192 escaped)
+    CHUNK = 1 << 20
 
     def __init__(self, reader: ManifestReader) -> None:
-        self.data = mmap.mmap(reader.fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.pos = self.data.find(b"\n") + 1  # after the header
-        self.end = self.data.rfind(b"\nend ") + 1  # the trailer (carry_over checked it)
+        self.fd = reader.fh.fileno()
+        size = os.fstat(self.fd).st_size
+        self.pos = os.pread(self.fd, self.WINDOW, 0).index(b"\n") + 1  # after the header
+        tail_at = max(0, size - 64)
+        self.end = tail_at + os.pread(self.fd, 64, tail_at).rindex(b"\nend ") + 1  # trailer
 
-    def close(self) -> None:
-        self.data.close()
+    def _line_start(self, pos: int) -> int:
+        """The first line start at or after `pos` (a line start or inside a line)."""
+        if pos <= self.pos:
+            return self.pos
+        window = os.pread(self.fd, self.WINDOW, pos - 1)
+        at = window.find(b"\n")
+        return pos + at if at >= 0 else self.end
 
     def _path(self, start: int) -> tuple[bytes | None, int]:
         """The raw path of the line at `start` (None if damaged) and the next line's start."""
-        stop = self.data.find(b"\n", start)
-        fields = self.data[start:stop].split(b"\t", 4)
+        window = os.pread(self.fd, self.WINDOW, start)
+        stop = window.find(b"\n")
+        if stop < 0:
+            return None, self.end
+        fields = window[:stop].split(b"\t", 4)
         raw = fields[4] if len(fields) == 5 else None
         if raw is not None and b"\\" in raw:
             try:
                 raw = unescape_path(raw)
             except ValueError:
                 raw = None
-        return raw, stop + 1
+        return raw, start + stop + 1
 
     def copy_until(self, path: bytes, writer: ManifestWriter) -> bool:
         """Copy the lines before `path`, and skip `path`'s own line if the base has one;
         False when a damaged line is in the way of the bisection."""
         lo, hi = self.pos, self.end
         while lo < hi:  # lines before lo sort before path; lines from hi on do not
-            mid = self.data.find(b"\n", (lo + hi) // 2 - 1) + 1
+            mid = self._line_start((lo + hi) // 2)
             if mid >= hi:
                 mid = lo
             raw, after = self._path(mid)
@@ -455,22 +466,27 @@ class _BaseLines:
                 lo = after
             else:
                 hi = mid
-        if lo > self.pos:
-            writer.write_block(self.data[self.pos : lo], self._path(self._last_start(lo))[0])
-        self.pos = lo
+        self._copy(lo, writer)
         if lo < self.end:
             raw, after = self._path(lo)
             if raw == path:
                 self.pos = after  # the logged file's own line replaces the base's
         return True
 
-    def _last_start(self, stop: int) -> int:
-        return self.data.rfind(b"\n", 0, stop - 1) + 1
-
     def copy_rest(self, writer: ManifestWriter) -> None:
-        if self.pos < self.end:
-            last, _ = self._path(self._last_start(self.end))
-            writer.write_block(self.data[self.pos : self.end], last)
+        self._copy(self.end, writer)
+
+    def _copy(self, stop: int, writer: ManifestWriter) -> None:
+        """Copy the lines from self.pos up to `stop` (a line start) in whole-line chunks."""
+        while self.pos < stop:
+            chunk = os.pread(self.fd, min(self.CHUNK, stop - self.pos), self.pos)
+            if self.pos + len(chunk) < stop:
+                chunk = chunk[: chunk.rindex(b"\n") + 1]
+            last = None
+            if self.pos + len(chunk) >= stop:  # the run's last line: the order check's
+                last = self._path(self.pos + chunk.rfind(b"\n", 0, len(chunk) - 1) + 1)[0]
+            writer.write_block(chunk, last)
+            self.pos += len(chunk)
 
 
 def _write_logged(writer: ManifestWriter, staging: Path, path: bytes, logged) -> bool:
