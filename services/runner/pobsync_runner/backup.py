@@ -286,8 +286,9 @@ def _conclude(
         _db(lambda: interrupt(staged, code, result.stats, now))
         message = f"{dumps.error}; partial snapshot {staged.record.name} kept"
         return _finish(run, Outcome.FAILED, message, tail)
-    # rsync's regular-file count, when it can vouch for an unchanged incremental (see
-    # carry_over): a clean exit into a fresh directory, no option that skips files.
+    # rsync's regular-file count, when it can vouch that every file is either logged or
+    # the base's (carry_over): a clean exit into a fresh directory, no option that skips
+    # files.
     vouched = code == 0 and staged.seed is None and not _may_skip_files(spec)
     manifest_note = write_snapshot_manifest(
         staged.staging,
