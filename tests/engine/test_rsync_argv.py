@@ -96,7 +96,7 @@ def test_a_source_pulled_beside_its_base_names_its_leaf_and_its_parents_only():
     from pobsync_runner.beside_base import MOUNTPOINT, SourcePull
 
     s = spec(sources=("/srv/app/data",), excludes=("*.tmp", "/srv/app/data/cache"))
-    one = SourcePull("/srv/app/data", ("srv", "app"), "data", ["*.tmp", "/data/cache"])
+    one = SourcePull(("srv", "app"), "data", ["*.tmp", "/data/cache"])
     one.incoming = ".pobsync-incoming-" + "0" * 32
     argv = rsync_argv(
         s,
@@ -115,5 +115,5 @@ def test_a_source_pulled_beside_its_base_names_its_leaf_and_its_parents_only():
     excludes = [a for a in argv if a.startswith("--exclude=") and not any(o in a for o in own)]
     assert excludes == ["--exclude=/srv/app/*", "--exclude=*.tmp", "--exclude=/data/cache"]
     assert f"--partial-dir={MOUNTPOINT}/{one.incoming}/.pobsync-partial" in argv
-    top = SourcePull("/etc", (), "etc", [])
+    top = SourcePull((), "etc", [])
     assert top.remote_args("h:") == ["h:/./etc"] and top.parent_only_exclude() == []

@@ -39,9 +39,9 @@ from pobsync_runner.lifecycle import (
     stage,
 )
 from pobsync_runner.lock import HostLock
-from pobsync_runner.manifest_build import transfer_log_path, write_snapshot_manifest
-from pobsync_runner.pull import Pulled, SettleError, pull
-from pobsync_runner.rsync import RsyncProcess, RsyncResult
+from pobsync_runner.manifest_build import write_snapshot_manifest
+from pobsync_runner.pull import Pulled, SettleError, pull, transfer_logs
+from pobsync_runner.rsync import RsyncResult
 from pobsync_runner.rsync_output import (
     HOST_KEY_CAUSE,
     Progress,
@@ -200,8 +200,6 @@ def _started_backup(
         if progress is not None:
             progress(p)
 
-    started_procs: list[RsyncProcess] = []
-    pulled: Pulled | None = None
     try:
         try:
             pulled = pull(
@@ -211,11 +209,9 @@ def _started_backup(
                 stop=stop,
                 report=report,
                 progress_interval=PROGRESS_INTERVAL_SECONDS,
-                on_start=started_procs.append,
             )
         except (OSError, subprocess.SubprocessError) as exc:  # rsync missing, no namespace
-            stats = started_procs[-1].parser.stats if started_procs else Stats()
-            interrupt(staged, None, stats, timezone.now())
+            interrupt(staged, None, Stats(), timezone.now())
             return _finish(run, Outcome.FAILED, f"cannot start rsync: {exc}")
         except SettleError as exc:
             interrupt(staged, None, Stats(), timezone.now())
@@ -231,18 +227,8 @@ def _started_backup(
             result.stopped = dumps.stopped
         return _conclude(host, spec, run, staged, pulled, prune, lock, dumps)
     finally:
-        for transfer_log in _logs_of(spec, staged, pulled):
+        for transfer_log in transfer_logs(spec, staged):
             transfer_log.unlink(missing_ok=True)
-
-
-def _logs_of(spec: HostSpec, staged: StagedSnapshot, pulled: Pulled | None) -> list[Path]:
-    """The run's transfer logs, also when the pull failed before saying which."""
-    if pulled is not None:
-        return [path for path, _ in pulled.logs]
-    name = staged.record.name
-    return [transfer_log_path(spec.host_dir, name)] + [
-        transfer_log_path(spec.host_dir, f"{name}.{i}") for i in range(len(spec.sources))
-    ]
 
 
 def _conclude(

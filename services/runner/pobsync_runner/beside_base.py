@@ -125,7 +125,6 @@ def available() -> bool:
 
 @dataclass
 class SourcePull:
-    source: str  # /P/L as configured
     parent: tuple[str, ...]  # P's components (() for a source like /etc)
     leaf: str  # L
     excludes: list[str]  # the host's exclude patterns, re-anchored at P
@@ -163,14 +162,8 @@ def translate_excludes(patterns: list[str], parts: tuple[str, ...]) -> list[str]
     the source's own path."""
     out: list[str] = []
     for pattern in patterns:
-        body, slash = (
-            (pattern[:-1], "/")
-            if pattern.endswith("/") and len(pattern) > 1
-            else (
-                pattern,
-                "",
-            )
-        )
+        slash = "/" if pattern.endswith("/") and len(pattern) > 1 else ""
+        body = pattern[: len(pattern) - len(slash)]
         if "**" in body:
             return None
         if not body.startswith("/"):
@@ -218,7 +211,7 @@ def plan(spec: HostSpec, base_dir: Path | None, *, seeded: bool) -> list[SourceP
         excludes = translate_excludes(spec.excludes, parts)
         if excludes is None:
             return None
-        pulls.append(SourcePull(source, parts[:-1], parts[-1], excludes))
+        pulls.append(SourcePull(parts[:-1], parts[-1], excludes))
     for a in spec.sources:
         if any(b != a and b.startswith(a + "/") for b in spec.sources):
             return None

@@ -54,23 +54,28 @@ def pull(
     stop: threading.Event | None,
     report: Callable[[Progress], None],
     progress_interval: float,
-    on_start: Callable[[RsyncProcess], None] = lambda proc: None,
 ) -> Pulled:
     """Run the rsync(s) of one backup into `staged`. OSError when rsync cannot start.
-    on_start(proc) is called before each rsync runs (the caller keeps the last one, whose
-    parser holds the stats so far if it fails to start)."""
+    Its transfer logs are among transfer_logs(spec, staged), which the caller removes."""
     base_dir = Path(staged.base.path) if staged.base else None
     pulls = beside_base.plan(spec, base_dir, seeded=staged.seed is not None)
     if pulls is not None and base_dir is not None and beside_base.open_bases(base_dir, pulls):
         try:
-            return _beside(
-                spec, staged, lock, pulls, base_dir, stop, report, progress_interval, on_start
-            )
+            return _beside(spec, staged, lock, pulls, base_dir, stop, report, progress_interval)
         except _NamespaceRefusedError as exc:  # nothing was pulled: the other way, this once
             log.warning("%s: rsync could not start beside its base (%s)", spec.name, exc)
         finally:
             beside_base.close_bases(pulls)
-    return _relative(spec, staged, lock, base_dir, stop, report, progress_interval, on_start)
+    return _relative(spec, staged, lock, base_dir, stop, report, progress_interval)
+
+
+def transfer_logs(spec: HostSpec, staged: StagedSnapshot) -> list[Path]:
+    """Where a run's rsync(s) write their transfer logs: the one --relative rsync's, then
+    one per source beside the base."""
+    name = staged.record.name
+    return [transfer_log_path(spec.host_dir, name)] + [
+        transfer_log_path(spec.host_dir, f"{name}.{i}") for i in range(len(spec.sources))
+    ]
 
 
 def _relative(
@@ -81,10 +86,9 @@ def _relative(
     stop: threading.Event | None,
     report: Callable[[Progress], None],
     progress_interval: float,
-    on_start: Callable[[RsyncProcess], None],
 ) -> Pulled:
     """All sources in one rsync, each at its full path (`--relative`)."""
-    transfer_log = transfer_log_path(spec.host_dir, staged.record.name)
+    transfer_log = transfer_logs(spec, staged)[0]
     argv = rsync_argv(
         spec,
         staged.staging,
@@ -93,7 +97,6 @@ def _relative(
         transfer_log=transfer_log,
     )
     proc = RsyncProcess(argv, pass_fds=_lock_fds(lock))
-    on_start(proc)
     result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
     return Pulled(_settled_progress(result), [(transfer_log, b"")])
 
@@ -119,15 +122,13 @@ def _beside(
     stop: threading.Event | None,
     report: Callable[[Progress], None],
     progress_interval: float,
-    on_start: Callable[[RsyncProcess], None],
 ) -> Pulled:
     beside_base.start(spec.host_dir, staged.staging, base_dir, pulls)
     results: list[RsyncResult] = []
     logs: list[tuple[Path, bytes]] = []
     done = Progress()
     try:
-        for i, one in enumerate(pulls):
-            transfer_log = transfer_log_path(spec.host_dir, f"{staged.record.name}.{i}")
+        for one, transfer_log in zip(pulls, transfer_logs(spec, staged)[1:], strict=True):
             logs.append((transfer_log, one.prefix()))
             argv = rsync_argv(
                 spec,
@@ -137,7 +138,6 @@ def _beside(
                 pull=one,
             )
             proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), bind=(one.base_path, one.base_fd))
-            on_start(proc)
 
             def counted(p: Progress, done: Progress = done) -> None:
                 report(Progress(done.bytes + p.bytes, p.percent, done.files + p.files))
