@@ -195,6 +195,10 @@ def test_runs_it_cannot_carry_over_take_the_relative_way(engine):
     assert beside_base.translate_excludes(["/a/b/**"], ("a", "b")) is None
     if beside_base.available():
         assert planned(sources=[src], excludes=[]) is not None
+        engine.host_dir.mkdir(exist_ok=True)
+        (engine.host_dir / beside_base.JOURNAL).write_text("{}")  # recover() gave up on it
+        assert planned(sources=[src], excludes=[]) is None
+        (engine.host_dir / beside_base.JOURNAL).unlink()
     assert planned(sources=["/"]) is None
     assert planned(sources=[src, src + "/inner"]) is None
     assert planned(sources=[src], excludes=[str(engine.src.parent)]) is None

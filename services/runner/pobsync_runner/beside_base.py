@@ -191,11 +191,14 @@ def _matches(name: str, pattern: str) -> bool:
 
 def plan(spec: HostSpec, base_dir: Path | None, *, seeded: bool) -> list[SourcePull] | None:
     """The per-source pulls for this run, or None when it must take the `--relative` way:
-    no base, a seeded run (its --delete works on the whole tree), a source that is "/" or
+    no base, a seeded run (its --delete works on the whole tree), an earlier run's journal
+    still there (recover() could not finish it), a source that is "/" or
     not in plain form, sources inside one another, an exclude that cannot be carried
     over, or no private mount namespace here. Opens nothing yet (open_bases does)."""
     if base_dir is None or seeded or not spec.sources:
         return None
+    if (spec.host_dir / JOURNAL).exists():
+        return None  # an earlier run's move recover() could not finish: never overwrite it
     pulls: list[SourcePull] = []
     for source in spec.sources:
         parts = tuple(source.split("/")[1:])
