@@ -195,3 +195,87 @@ def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(
         reader.close()
 
     assert read(staging) == [expected[p] for p in sorted(expected)]
+
+
+HOSTILE_LINES = [
+    b"-\t5\t0\t1\t../../etc/shadow\n",
+    b"-\t5\t0\t1\t/etc/shadow\n",
+    b"-\t9999999999999999999\t0\t1\tp/big\n",  # 19 digits, beyond 2**63
+    b"zz\t5\t0\t1\tnot-hex\n",
+    b"x" * 20000 + b"\n",
+    b"\n",
+    b"-\t1\t2\t3\tp/./x\n",
+    b"-\t1\t2\t3\tp//x\n",
+    b"-\t1\t2\t3\tp/x/\n",
+    b"-\t1\t2\t3\tp/a\0b\n",
+    b"-\t1\t2\t3\tp/..\n",
+    b"garbage\t-\t1\t2\t3\tp/zz\n",  # a valid line's fields, after garbage
+    b"-\t1\t2\t3\tp/0\n",  # out of order: sorts before every good path
+]
+
+
+@pytest.mark.parametrize("block", [7, 64, 1000, 16384, 1 << 20])
+def test_blocks_read_in_one_pass_give_what_a_line_by_line_read_gives(tmp_path, block, monkeypatch):
+    """Hostile lines scattered among good ones, and escapes and hidden names (which take
+    the line-by-line way), across every block boundary: each good entry comes out once,
+    each bad line is named by its number, whatever the block size."""
+    import pobsync_runner.manifest as manifest
+
+    lines, expected, problems = [], [], []
+    for i in range(3000):
+        if i % 97 == 13:
+            bad = HOSTILE_LINES[(i // 97) % len(HOSTILE_LINES)]
+            lines.append(bad)
+            kind = "out of order or duplicate path" if bad.endswith(b"p/0\n") else None
+            long = len(bad) > 16384
+            kind = kind or ("longer than 16384 bytes" if long else "not a manifest entry")
+            problems.append(f"line {len(lines) + 1}: {kind}")
+            continue
+        odd = [b"", b"/.hidden", b"\\name"][i % 3] if 1000 <= i < 1100 else b""
+        raw = b"p/%05d%s" % (i, odd)
+        entry = Entry(raw, i, i * 1000, i + 7, UNKNOWN if i % 5 else f"{i:032x}")
+        lines.append(entry.line())
+        expected.append(entry)
+    (tmp_path / MANIFEST_FILE).write_bytes(
+        b"pobsync-manifest 1 xxh128\n" + b"".join(lines) + b"end %d\n" % len(expected)
+    )
+    monkeypatch.setattr(manifest, "BLOCK", block)
+    one_pass = []
+
+    class Rows:  # counts the blocks parsed in one pass
+        def findall(self, data):
+            one_pass.append(data)
+            return manifest._ROWS_PATTERN.findall(data)
+
+    monkeypatch.setattr(manifest, "_ROWS_PATTERN", manifest._ROWS, raising=False)
+    monkeypatch.setattr(manifest, "_ROWS", Rows())
+    reader = open_manifest(tmp_path)
+    try:
+        got = list(reader)
+    finally:
+        reader.close()
+    assert got == expected
+    # Clean blocks took the one-pass way; one block of the whole file holds a bad line.
+    assert bool(one_pass) == (block < 1 << 20)
+    assert reader.complete and reader.problems[: len(problems)] == problems[:20]
+    assert reader.problem_count == len(problems)
+
+
+@pytest.mark.parametrize(
+    "tail,problem",
+    [
+        (b"end 1", "truncated after 1 entries (no trailer)"),
+        (b"end 1\nmore\n", "line 3: data after the trailer"),
+        (b"end 2\n", "line 3: trailer does not match the entry count"),
+        (b"-\t1\t2\t3\tq" + b"y" * (3 << 20), "line 3: longer than 16384 bytes"),
+    ],
+)
+def test_a_bad_end_is_one_clear_problem(tmp_path, tail, problem):
+    good = Entry(b"p/a", 1, 2, 3, UNKNOWN).line()
+    (tmp_path / MANIFEST_FILE).write_bytes(b"pobsync-manifest 1 xxh128\n" + good + tail)
+    reader = open_manifest(tmp_path)
+    try:
+        assert [e.path for e in reader] == [b"p/a"]
+    finally:
+        reader.close()
+    assert problem in reader.problems

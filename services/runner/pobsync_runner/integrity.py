@@ -14,7 +14,6 @@ through pobsync_runner.safe_read, which never follows a symlink planted in a sna
 from __future__ import annotations
 
 import errno
-import heapq
 import os
 import random
 import stat
@@ -121,13 +120,13 @@ class _Source:
                 report.snapshots[target.name].damaged("(manifest)")
             self.walked = True
 
-    def entries(self) -> Iterator[tuple[bytes, int, Entry]]:
+    def entries(self) -> Iterator[Entry]:
         if self.reader is not None:
-            for entry in self.reader:
-                yield entry.path, self.index, entry
-        else:
-            for path, st in walk_files(self.target.path):
-                yield path, self.index, Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, UNKNOWN)
+            return iter(self.reader)
+        return (
+            Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, UNKNOWN)
+            for path, st in walk_files(self.target.path)
+        )
 
 
 def verify(
@@ -157,18 +156,17 @@ def verify(
             report.add(Finding(MISSING, "", f"snapshot directory: {exc.strerror}", [name]))
             report.snapshots[name].damaged("(snapshot directory)")
     cache: OrderedDict[tuple[int, int, str], str] = OrderedDict()
-    streams = [s.entries() for s, c in zip(sources, cursors, strict=True) if c is not None]
-    pending: list[tuple[bytes, int, Entry]] = []
+    live = [(s, c) for s, c in zip(sources, cursors, strict=True) if c is not None]
+    args = (sources, cursors, report, throttle, cache, sample, rng)
     try:
-        # (path, index, entry) tuples compare by path, then index, which no two share:
-        # the entries themselves are never compared, and no key function runs per item.
-        for item in heapq.merge(*streams):
-            if pending and pending[0][0] != item[0]:
-                _group(pending, sources, cursors, report, throttle, cache, sample, rng)
-                pending = []
-            pending.append(item)
-        if pending:
-            _group(pending, sources, cursors, report, throttle, cache, sample, rng)
+        if len(live) == 1 and live[0][0].reader is not None:
+            # One snapshot with a manifest (`pobsync verify --snapshot`): no merge at all.
+            source = live[0][0]
+            for entry in source.reader:
+                if not _agreed(entry.path, entry, live, report, throttle):
+                    _group([(entry.path, source.index, entry)], *args)
+        else:
+            _merged(live, args)
         for source in sources:
             if source.reader is not None:
                 result = report.snapshots[source.target.name]
@@ -194,10 +192,32 @@ def verify(
     return report
 
 
+def _merged(live: list[tuple[_Source, DirCursor]], args) -> None:
+    """The snapshots' entries grouped by path, in lockstep: snapshots made with
+    --link-dest hold mostly the same paths, so each step takes the smallest path among
+    the heads and every head that has it (in snapshot order)."""
+    report, throttle = args[2], args[3]
+    iterators = [source.entries() for source, _ in live]
+    heads = [next(it, None) for it in iterators]
+    while True:
+        path = min((head.path for head in heads if head is not None), default=None)
+        if path is None:
+            return
+        members, entries = [], []
+        for k, head in enumerate(heads):
+            if head is not None and head.path == path:
+                members.append(live[k])
+                entries.append(head)
+                heads[k] = next(iterators[k], None)
+        entry = entries[0]
+        if entries.count(entry) != len(entries) or not _agreed(
+            path, entry, members, report, throttle
+        ):
+            _group([(path, m[0].index, e) for m, e in zip(members, entries, strict=True)], *args)
+
+
 def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> None:
     path = pending[0][0]
-    if len(pending) == 1 and _single(pending[0], sources, cursors, report, throttle):
-        return
     report.files_checked += len(pending)
     full = False
     for _, i, _ in pending:
@@ -228,7 +248,8 @@ def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> N
                 digests[algorithm] = cache[key]
                 continue
             try:
-                digest, n = hash_file(dir_fd, path.rpartition(b"/")[2], st, algorithm, throttle)
+                name = path.rpartition(b"/")[2]
+                digest, n, _ = hash_file(dir_fd, name, key[:2], algorithm, throttle)
             except Stopped:
                 raise
             except OSError as exc:
@@ -333,32 +354,42 @@ def _not_regular(path: bytes, source: _Source, entry: Entry, report) -> None:
     _pass(source, entry, None)
 
 
-def _single(item, sources, cursors, report, throttle) -> bool:
-    """The common case in a few syscalls: one snapshot, read in full, a regular file whose
-    checksum is known and matches. False (nothing counted) sends it the general way."""
-    path, i, entry = item
-    source = sources[i]
-    if not source.target.full or entry.checksum == UNKNOWN:
+def _agreed(path: bytes, entry: Entry, members, report, throttle) -> bool:
+    """The common case in a few syscalls: every snapshot of `members` ((source, cursor)
+    pairs, all holding this very manifest line) read in full, its checksum known, and
+    one regular file at `path` in all of them by their directories' listings (one inode:
+    --link-dest shares it), read once and matching. The listings stand in for an lstat
+    per snapshot (the fstat of the open file checks them). False (nothing counted)
+    sends the path the general way, which reads again and names what is wrong."""
+    if entry.checksum == UNKNOWN:
         return False
+    algorithm = members[0][0].algorithm
+    parent, _, name = path.rpartition(b"/")
+    first = None
     try:
-        dir_fd, st = cursors[i].lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != entry.size:
-            return False
-        digest, n = hash_file(dir_fd, path.rpartition(b"/")[2], st, source.algorithm, throttle)
+        for source, cursor in members:
+            if not source.full or source.algorithm != algorithm:
+                return False
+            dir_fd, seen = cursor.listed(parent, name)
+            if seen is None or not seen[2] or (first is not None and seen != first):
+                return False
+            first = seen
+        digest, n, st = hash_file(dir_fd, name, first[:2], algorithm, throttle)
     except Stopped:
         raise
     except OSError:
         return False
-    if digest != entry.checksum:
-        return False  # read again the general way, which names it (rare)
-    result = report.snapshots[source.target.name]
-    result.entries += 1
-    result.read += 1
-    report.files_checked += 1
+    if digest != entry.checksum or st.st_size != entry.size:
+        return False
+    report.files_checked += len(members)
     report.files_read += 1
     report.bytes_read += n
-    if source.writer is not None:
-        _pass(source, entry, digest)
+    for source, _ in members:
+        result = source.result
+        result.entries += 1
+        result.read += 1
+        if source.writer is not None:
+            _pass(source, entry, digest)
     return True
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import xxhash
 
@@ -75,6 +75,8 @@ def safe_relative(raw: bytes) -> bool:
     """A manifest path we may join to a snapshot: relative, no `..`, `.`, empty parts, NUL."""
     if not raw or b"\0" in raw or len(raw) > 4096:
         return False
+    if raw[0] != 46 and b"/." not in raw:  # no part starts with "." (most paths): quick
+        return raw[0] != 47 and raw[-1] != 47 and b"//" not in raw
     framed = b"/" + raw + b"/"
     return b"//" not in framed and b"/./" not in framed and b"/../" not in framed
 
@@ -83,8 +85,21 @@ def new_hasher(algorithm: str):  # -> hashlib-like object
     return ALGORITHMS[algorithm]()
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+_ONE_SHOT: dict[str, Callable[[memoryview], str]] = {
+    "xxh128": xxhash.xxh3_128_hexdigest,
+    "md5": lambda data: hashlib.md5(data).hexdigest(),  # noqa: S324  (what rsync chose)
+}
+
+
+def digest_of(algorithm: str, data: memoryview) -> str:
+    """The hex digest of `data` in one call (no hasher object per file)."""
+    return _ONE_SHOT[algorithm](data)
+
+
+class Entry(NamedTuple):
+    """One manifest line. A named tuple: verification makes one per line read, and a
+    tuple is built in a third of a frozen dataclass's time."""
+
     path: bytes
     size: int
     mtime_ns: int
@@ -160,11 +175,32 @@ class ManifestWriter:
             pass
 
 
-# Snapshots that share an inode carry byte-identical lines for it (the backup copies the
-# base's line), and verify reads their manifests side by side: a line parsed for one
-# snapshot is reused for the others. Entries are immutable; the cache is bounded.
-PARSED_CACHE = 4096
-_PARSED: dict[bytes, Entry] = {}
+# A block of well-formed lines is parsed in one pass of _ROWS (each line anchored at its
+# start, so a match can neither skip nor straddle a line) once _unsafe() found nothing a
+# path may not hold (empty, `.` or `..` parts, a leading or trailing slash, NUL) and no
+# escape that needs unescape_path: such blocks, a bad line, and the trailer take the
+# per-line way. Either way the entries and the problems are the same.
+BLOCK = 1 << 20
+_ROWS = re.compile(
+    rb"^(-|[0-9a-f]{8,128})\t([0-9]{1,19})\t([0-9]{1,20})\t([0-9]{1,20})\t([^\t\n]{1,4096})\n",
+    re.MULTILINE,
+)
+_NEVER_IN_A_SAFE_BLOCK = (b"\0", b"\\", b"//", b"\t/", b"/\n", b"\t\n")
+
+
+def _unsafe(block: bytes) -> bool:
+    """Whether a block of lines may hold a path safe_relative() refuses or an escape.
+    The fields before a path hold no slash, dot or NUL, so a substring scan suffices."""
+    if any(bad in block for bad in _NEVER_IN_A_SAFE_BLOCK):
+        return True
+    for start in (b"\t.", b"/."):  # a part that begins with a dot: "." or ".."?
+        i = block.find(start)
+        while i >= 0:
+            j = i + 2 + (block[i + 2 : i + 3] == b".")
+            if block[j : j + 1] in (b"/", b"\n"):
+                return True
+            i = block.find(start, i + 2)
+    return False
 
 
 @dataclass
@@ -182,6 +218,10 @@ class ManifestReader:
     complete: bool = False
     entries: int = 0
     unknown: int = 0
+    _last: bytes | None = None
+    _lineno: int = 1  # of the header; the next line is 2
+    _ended: int = 0  # the trailer's line number, once read
+    _after: bool = False  # data after the trailer was reported
 
     MAX_PROBLEMS = 20
 
@@ -191,48 +231,89 @@ class ManifestReader:
             self.problems.append(text)
 
     def __iter__(self) -> Iterator[Entry]:
-        last: bytes | None = None
-        lineno = 1
-        while True:
-            line = self.fh.readline(MAX_LINE)
-            if not line:
-                break
-            lineno += 1
-            if not line.endswith(b"\n"):
-                if len(line) == MAX_LINE:
-                    while (rest := self.fh.readline(MAX_LINE)) and not rest.endswith(b"\n"):
-                        pass
-                    self._problem(f"line {lineno}: longer than {MAX_LINE} bytes")
+        tail = b""
+        skipping = False  # inside a line longer than MAX_LINE
+        while not self._ended:
+            chunk = self.fh.read(BLOCK)
+            if not chunk:
+                break  # a cut last line (in `tail`) is reported as truncated below
+            data = tail + chunk
+            if skipping:
+                newline = data.find(b"\n")
+                if newline < 0:
+                    tail = b""
                     continue
-                break  # a cut last line: reported as truncated below
-            if line.startswith(b"end "):
-                if line[4:-1] == b"%d" % self.entries:
+                data, skipping = data[newline + 1 :], False
+            cut = data.rfind(b"\n") + 1
+            block, tail = data[:cut], data[cut:]
+            if block:
+                yield from self._block(block)
+            if len(tail) > MAX_LINE and not self._ended:
+                self._lineno += 1
+                self._problem(f"line {self._lineno}: longer than {MAX_LINE} bytes")
+                tail, skipping = b"", True
+        if self._ended and not self._after and (tail or self.fh.read(1)):
+            self._problem(f"line {self._ended}: data after the trailer")
+        if not self.complete:
+            self._problem(f"truncated after {self.entries} entries (no trailer)")
+
+    def _block(self, block: bytes) -> Iterator[Entry]:
+        start = block.rfind(b"\n", 0, len(block) - 1) + 1
+        if block.startswith(b"end ", start):  # the trailer: by itself, after the rest
+            if start:
+                yield from self._block(block[:start])
+            yield from self._lines([block[start:-1]])
+            return
+        rows = None if _unsafe(block) else _ROWS.findall(block)
+        if rows is None or len(rows) != block.count(b"\n"):
+            yield from self._lines(block[:-1].split(b"\n"))
+            return
+        lineno, last = self._lineno, self._last
+        for cs, size, mtime, inode, path in rows:
+            lineno += 1
+            if len(size) == 19 and int(size) >= 1 << 63:  # beyond what any filesystem stores
+                self._problem(f"line {lineno}: not a manifest entry")
+                continue
+            if last is not None and path <= last:
+                self._problem(f"line {lineno}: out of order or duplicate path")
+                continue
+            last = path
+            self.entries += 1
+            if cs == b"-":
+                self.unknown += 1
+            yield Entry(path, int(size), int(mtime), int(inode), cs.decode())
+        self._lineno, self._last = lineno, last
+
+    def _lines(self, lines: list[bytes]) -> Iterator[Entry]:
+        for body in lines:
+            self._lineno += 1
+            lineno = self._lineno
+            if self._ended:
+                if not self._after:
+                    self._problem(f"line {self._ended}: data after the trailer")
+                    self._after = True
+                return
+            if body.startswith(b"end "):
+                self._ended = lineno
+                if body[4:] == b"%d" % self.entries:
                     self.complete = True
                 else:
                     self._problem(f"line {lineno}: trailer does not match the entry count")
-                if self.fh.readline(1):
-                    self._problem(f"line {lineno}: data after the trailer")
-                break
-            body = line[:-1]
-            entry = _PARSED.get(body)
-            if entry is None:
-                entry = self._parse(body)
-                if entry is not None:
-                    if len(_PARSED) >= PARSED_CACHE:
-                        _PARSED.clear()
-                    _PARSED[body] = entry
+                continue
+            if len(body) >= MAX_LINE:
+                self._problem(f"line {lineno}: longer than {MAX_LINE} bytes")
+                continue
+            entry = self._parse(body)
             if entry is None:
                 self._problem(f"line {lineno}: not a manifest entry")
                 continue
-            if last is not None and entry.path <= last:
+            if self._last is not None and entry.path <= self._last:
                 self._problem(f"line {lineno}: out of order or duplicate path")
                 continue
-            last = entry.path
+            self._last = entry.path
             self.entries += 1
             self.unknown += entry.checksum == UNKNOWN
             yield entry
-        if not self.complete:
-            self._problem(f"truncated after {self.entries} entries (no trailer)")
 
     @staticmethod
     def _parse(line: bytes) -> Entry | None:
