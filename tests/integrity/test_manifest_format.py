@@ -279,3 +279,28 @@ def test_a_bad_end_is_one_clear_problem(tmp_path, tail, problem):
     finally:
         reader.close()
     assert problem in reader.problems
+
+
+def test_the_cycle_collector_is_paused_only_while_manifest_work_runs(tmp_path):
+    import gc
+
+    from pobsync_runner.integrity import Target, verify
+    from pobsync_runner.manifest import cycle_collector_paused
+
+    assert gc.isenabled()
+    with cycle_collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), cycle_collector_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with cycle_collector_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
+    (tmp_path / "f").write_bytes(b"x")
+    report = verify([Target("s", tmp_path)])
+    assert report.files_read == 1 and gc.isenabled()

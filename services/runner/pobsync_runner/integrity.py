@@ -31,6 +31,7 @@ from pobsync_runner.manifest import (
     ManifestError,
     ManifestReader,
     ManifestWriter,
+    cycle_collector_paused,
     display_path,
     open_manifest,
     walk_files,
@@ -141,6 +142,11 @@ def verify(
     """Verify `targets` (snapshots of one host); `sample` is the fraction of paths read in
     the targets that are not `full`. Manifests with unknown checksums (or none at all)
     are completed from what was read when every one of their files was read."""
+    with cycle_collector_paused():
+        return _verify(targets, sample, max_rate, stop, rng, complete_manifests)
+
+
+def _verify(targets, sample, max_rate, stop, rng, complete_manifests) -> Report:
     rng = rng or random.Random()  # noqa: S311  (sampling, not security)
     report = Report({t.name: SnapshotResult(t.name) for t in targets})
     started = time.monotonic()

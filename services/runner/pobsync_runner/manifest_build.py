@@ -20,6 +20,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +36,12 @@ from pobsync_runner.manifest import (
     ManifestError,
     ManifestReader,
     ManifestWriter,
+    cycle_collector_paused,
     open_manifest,
     unescape_path,
     walk_entries,
 )
+from pobsync_runner.safe_read import DirCursor
 
 # rsync's log line: "2026/11/30 02:55:01 [16890] " then our format.
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
@@ -274,10 +277,11 @@ def write_snapshot_manifest(
     logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
-        if regular_files is not None and logs:
-            if carry_over(staging, base_dir, logs, regular_files):
-                return ""
-        build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
+        with cycle_collector_paused():
+            if regular_files is not None and logs:
+                if carry_over(staging, base_dir, logs, regular_files):
+                    return ""
+            build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
     except (OSError, ValueError, subprocess.CalledProcessError) as exc:
         return f"manifest not written ({exc}); the first verification builds it"
     return ""
@@ -392,24 +396,25 @@ def _patched(
     found by bisection and the lines between are copied as they are, so a nightly run
     that changed a few files costs their number, not the snapshot's."""
     lines = _BaseLines(base) if base is not None else None
-    writer = ManifestWriter(staging, algorithm)
-    try:
-        for path in sorted(changed):
-            if lines is not None and not lines.copy_until(path, writer):
+    with closing(DirCursor(staging)) as cursor:
+        writer = ManifestWriter(staging, algorithm)
+        try:
+            for path in sorted(changed):
+                if lines is not None and not lines.copy_until(path, writer):
+                    writer.abort()
+                    return False
+                if not _write_logged(writer, cursor, path, changed[path]):
+                    writer.abort()
+                    return False
+            if lines is not None:
+                lines.copy_rest(writer)
+            if writer.count != regular_files:
                 writer.abort()
                 return False
-            if not _write_logged(writer, staging, path, changed[path]):
-                writer.abort()
-                return False
-        if lines is not None:
-            lines.copy_rest(writer)
-        if writer.count != regular_files:
+            writer.commit()
+        except BaseException:
             writer.abort()
-            return False
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+            raise
     return True
 
 
@@ -489,11 +494,13 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
-def _write_logged(writer: ManifestWriter, staging: Path, path: bytes, logged) -> bool:
+def _write_logged(writer: ManifestWriter, cursor: DirCursor, path: bytes, logged) -> bool:
+    """The logged file's line, stat()ed through its directory's descriptor (no path walk
+    per file, no symlink followed); False when it is not there as a regular file."""
     size, checksum = logged
     try:
-        st = os.lstat(os.path.join(os.fsencode(staging), path))
-    except FileNotFoundError:
+        _, st = cursor.lstat(path)
+    except OSError:
         return False
     if not stat.S_ISREG(st.st_mode):
         return False
