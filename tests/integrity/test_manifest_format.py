@@ -266,6 +266,7 @@ def test_blocks_read_in_one_pass_give_what_a_line_by_line_read_gives(tmp_path, b
     [
         (b"end 1", "truncated after 1 entries (no trailer)"),
         (b"end 1\nmore\n", "line 3: data after the trailer"),
+        (b"end 1\n" * 300_000, "line 3: data after the trailer"),
         (b"end 2\n", "line 3: trailer does not match the entry count"),
         (b"-\t1\t2\t3\tq" + b"y" * (3 << 20), "line 3: longer than 16384 bytes"),
     ],

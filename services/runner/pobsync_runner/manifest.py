@@ -278,11 +278,15 @@ class ManifestReader:
 
     def _block(self, block: bytes) -> Iterator[Entry]:
         start = block.rfind(b"\n", 0, len(block) - 1) + 1
+        trailer = None
         if block.startswith(b"end ", start):  # the trailer: by itself, after the rest
-            if start:
-                yield from self._block(block[:start])
-            yield from self._lines([block[start:-1]])
-            return
+            block, trailer = block[:start], block[start:-1]
+        if block:
+            yield from self._rows(block)
+        if trailer is not None:
+            yield from self._lines([trailer])
+
+    def _rows(self, block: bytes) -> Iterator[Entry]:
         rows = None if _unsafe(block) else _ROWS.findall(block)
         if rows is None or len(rows) != block.count(b"\n"):
             yield from self._lines(block[:-1].split(b"\n"))
