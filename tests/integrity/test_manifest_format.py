@@ -282,26 +282,41 @@ def test_a_bad_end_is_one_clear_problem(tmp_path, tail, problem):
     assert problem in reader.problems
 
 
-def test_the_cycle_collector_is_paused_only_while_manifest_work_runs(tmp_path):
+def test_the_existing_objects_are_frozen_only_while_manifest_work_runs(tmp_path):
     import gc
 
     from pobsync_runner.integrity import Target, verify
-    from pobsync_runner.manifest import cycle_collector_paused
+    from pobsync_runner.manifest import existing_objects_frozen
 
-    assert gc.isenabled()
-    with cycle_collector_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError), cycle_collector_paused():
+    assert gc.get_freeze_count() == 0
+    with existing_objects_frozen():
+        assert gc.get_freeze_count() > 0 and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), existing_objects_frozen():
         raise RuntimeError
-    assert gc.isenabled()
-    gc.disable()
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a process that froze its objects itself keeps them frozen
     try:
-        with cycle_collector_paused():
+        frozen = gc.get_freeze_count()
+        with existing_objects_frozen():
             pass
-        assert not gc.isenabled()  # left as the caller had it
+        assert gc.get_freeze_count() == frozen
     finally:
-        gc.enable()
-    (tmp_path / "f").write_bytes(b"x")
-    report = verify([Target("s", tmp_path)])
-    assert report.files_read == 1 and gc.isenabled()
+        gc.unfreeze()
+    seen = []
+    import pobsync_runner.integrity as integrity
+
+    real = integrity.hash_file
+
+    def spy(*args):
+        seen.append(gc.get_freeze_count())
+        return real(*args)
+
+    integrity.hash_file = spy
+    try:
+        (tmp_path / "f").write_bytes(b"x")
+        report = verify([Target("s", tmp_path)])
+    finally:
+        integrity.hash_file = real
+    assert report.files_read == 1 and seen and seen[0] > 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

@@ -31,8 +31,8 @@ from pobsync_runner.manifest import (
     ManifestError,
     ManifestReader,
     ManifestWriter,
-    cycle_collector_paused,
     display_path,
+    existing_objects_frozen,
     open_manifest,
     walk_files,
 )
@@ -142,7 +142,7 @@ def verify(
     """Verify `targets` (snapshots of one host); `sample` is the fraction of paths read in
     the targets that are not `full`. Manifests with unknown checksums (or none at all)
     are completed from what was read when every one of their files was read."""
-    with cycle_collector_paused():
+    with existing_objects_frozen():
         return _verify(targets, sample, max_rate, stop, rng, complete_manifests)
 
 

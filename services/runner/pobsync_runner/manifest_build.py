@@ -36,7 +36,7 @@ from pobsync_runner.manifest import (
     ManifestError,
     ManifestReader,
     ManifestWriter,
-    cycle_collector_paused,
+    existing_objects_frozen,
     open_manifest,
     unescape_path,
     walk_entries,
@@ -277,7 +277,7 @@ def write_snapshot_manifest(
     logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
-        with cycle_collector_paused():
+        with existing_objects_frozen():
             if regular_files is not None and logs:
                 if carry_over(staging, base_dir, logs, regular_files):
                     return ""
