@@ -155,13 +155,18 @@ def test_it_requeues_the_running_job_on_sigterm_within_ten_seconds(procdb, site,
 
 def test_it_backs_up_two_hosts_from_a_cron_schedule_end_to_end(procdb, site, tmp_path):
     root, sources = site
+    # Hourly, at the minute five minutes ago (UTC, the default time zone): one slot is
+    # due now and the next is an hour away, so no second slot can fall due while the
+    # test runs (with */5, a run across a five-minute mark enqueued a second pair).
+    now = datetime.now(UTC)
+    cron = f"{(now - timedelta(minutes=5)).minute} * * * *"
     for name in ("web1", "web2"):
         procdb.tool("update_host", name=name, rsync_options=[])
-        out = procdb.pobsync("schedule", name, "--cron", "*/5 * * * *", "--prune")
+        out = procdb.pobsync("schedule", name, "--cron", cron, "--prune")
         assert out.returncode == 0, out.stderr
     # Time passed in: a tick "ten minutes ago" puts next_run_at on a slot that is already
     # due now, so the live scheduler fires it at once instead of after a wait.
-    earlier = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    earlier = (now - timedelta(minutes=10)).isoformat()
     procdb.tool("clear_next_run")
     tick = procdb.pobsync("scheduler", "--once", "--now", earlier)
     assert tick.returncode == 0 and "2 initialised" in tick.stdout, tick.stdout + tick.stderr
