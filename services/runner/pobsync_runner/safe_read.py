@@ -26,7 +26,7 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # One read buffer for the process (verification is single-threaded): no allocation per file.
 # Page-aligned (an anonymous mapping): a bytearray this large is its own malloc mapping and
 # starts 16 bytes into a page, and the kernel copies into that about half as fast here
-# (docs/performance.md, "Verification after the aligned buffer").
+# (docs/performance.md, "After the aligned buffer, one-pass manifest blocks ...").
 _BUFFER = mmap.mmap(-1, CHUNK)
 _BUFFERS = [_BUFFER]
 _VIEW = memoryview(_BUFFER)
