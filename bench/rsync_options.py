@@ -1,0 +1,162 @@
+"""Benchmark: what each of pobsync's rsync options costs a full backup (issue 16).
+
+    .venv/bin/python bench/rsync_options.py [--files N --rounds K --dest-dir DIR]
+
+Workload: bench/backup.py's tree (default 20,000 files of 4 KiB) pulled in full from a
+real sshd on 127.0.0.1 (tests/support/sshd.py) with pobsync's ssh options. Contenders,
+interleaved (the order rotates and alternates each round), medians of --rounds, each
+rsync run by hand with its output discarded (so the runner's own reading is not in it):
+
+- plain: `rsync -a --numeric-ids host:SRC/ DEST/`, the operator's copy: the baseline;
+- then pobsync's options added one group at a time, in the order rsync_argv() adds them
+  (each line holds every group above it): --modify-window=-1, --relative, --timeout,
+  the partial directory (--partial-dir, its protect filter and exclude), the metadata
+  excludes, --no-human-readable --stats, --info=progress2, and last the transfer log
+  (--log-file with the %C checksum format and --debug=NSTR): all of pobsync's options;
+- beside the last line: the same, with the checksums printed on stdout
+  (--out-format) instead of written to a --log-file.
+
+Each line prints its median and the median of each round's own ratio to plain (the
+verdict: the disk drifts). --dest-dir puts the copies on another file system, e.g.
+/dev/shm, so the disk's writeback does not blur options that cost a few percent; by
+default the copies go to the work directory and are timed until their data is on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from bench._site import configure_site, run_in_site  # noqa: E402
+from bench.backup import generate  # noqa: E402
+
+LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
+
+
+def groups(dest: Path, log: Path) -> list[tuple[str, list[str]]]:
+    """pobsync's options (pobsync_runner.rsync.rsync_argv), one group per line."""
+    return [
+        ("--modify-window=-1", ["--modify-window=-1"]),
+        ("--relative", ["--relative"]),
+        ("--timeout", ["--timeout=3600"]),
+        (
+            "partial dir",
+            [
+                f"--partial-dir={dest}/.pobsync-partial",
+                "--filter=P /.pobsync-partial",
+                "--exclude=/.pobsync-partial",
+            ],
+        ),
+        (
+            "metadata excludes",
+            [
+                "--exclude=/.pobsync-snapshot.json",
+                "--exclude=/.pobsync-manifest",
+                "--exclude=/.pobsync-manifest.tmp",
+                "--exclude=/_dumps",
+            ],
+        ),
+        ("--stats", ["--no-human-readable", "--stats"]),
+        ("--info=progress2", ["--info=progress2"]),
+        (
+            "--log-file %C (all)",
+            [f"--log-file={log}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"],
+        ),
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--dest-dir", help="where the copies go (default: the work directory)")
+    ap.add_argument("--workdir", help="where to build the site and source (default: a tmp dir)")
+    args = ap.parse_args()
+    return run_in_site("pobsync-bench-opts-", args.workdir, lambda w, s: run(args, w, s))
+
+
+def run(args, work: Path, server) -> int:
+    from pobsync_models.models import Host
+    from pobsync_models.specs import host_spec
+    from pobsync_runner.ssh import remote_prefix, rsync_rsh
+
+    (work / "backups").mkdir()
+    config = configure_site(work / "backups", server)
+    src = Path(f"/pobsync-bench-opts-{uuid.uuid4().hex[:8]}")
+    if os.geteuid() != 0:
+        src = work / "src"
+    copies = Path(tempfile.mkdtemp(prefix="pobsync-opts-", dir=args.dest_dir or work))
+    to_disk = args.dest_dir is None
+    try:
+        src.mkdir()
+        generate(src, args.files)
+        spec = host_spec(Host.objects.create(name="opts", address="127.0.0.1"), config)
+        plain = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh)]
+        source = f"{remote_prefix(spec.ssh)}{src}/"
+        seq = itertools.count()
+
+        def contender(extra) -> Callable[[], None]:
+            def step() -> None:
+                dest = copies / f"c{next(seq)}"
+                log = copies / f"log{next(seq)}"
+                argv = [*plain, *extra(dest, log), source, f"{dest}/"]
+                subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+            return step
+
+        steps: dict[str, Callable[[], None]] = {"plain": contender(lambda d, log: [])}
+        names = [name for name, _ in groups(Path("/"), Path("/"))]
+        for i, name in enumerate(names):
+            steps[f"+ {name}"] = contender(
+                lambda d, log, i=i: [o for _, opts in groups(d, log)[: i + 1] for o in opts]
+            )
+        steps["all, %C on stdout"] = contender(
+            lambda d, log: (
+                [o for _, opts in groups(d, log)[:-1] for o in opts]
+                + [f"--out-format={LOG_FORMAT}", "--debug=NSTR"]
+            )
+        )
+        load = os.getloadavg()[0]
+        print(
+            f"workload: {args.files:,} files of 4 KiB, full copies over the loopback sshd into "
+            f"{copies.parent} ({'timed to disk' if to_disk else 'no sync'}), {args.rounds} "
+            f"rounds; load average {load:.2f} at the start"
+        )
+        times: dict[str, list[float]] = {k: [] for k in steps}
+        order = list(steps)
+        for k in range(args.rounds):
+            turn = order[k % len(order) :] + order[: k % len(order)]
+            for key in turn if k % 2 == 0 else reversed(turn):
+                if to_disk:
+                    os.sync()
+                started = time.perf_counter()
+                steps[key]()
+                if to_disk:
+                    os.sync()
+                times[key].append(time.perf_counter() - started)
+        base = times["plain"]
+        print(f"\n{'options (cumulative)':<28}{'median':>9}{'ratio to plain':>16}")
+        for key, values in times.items():
+            ratio = statistics.median(t / b for t, b in zip(values, base, strict=True))
+            print(f"{key:<28}{statistics.median(values):>8.3f}s{ratio:>16.3f}")
+    finally:
+        shutil.rmtree(copies, ignore_errors=True)
+        shutil.rmtree(src, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
