@@ -18,8 +18,10 @@ rsync run by hand with its output discarded (so the runner's own reading is not 
 
 Each line prints its median and the median of each round's own ratio to plain (the
 verdict: the disk drifts). --dest-dir puts the copies on another file system, e.g.
-/dev/shm, so the disk's writeback does not blur options that cost a few percent; by
-default the copies go to the work directory and are timed until their data is on disk.
+/dev/shm, so the disk's writeback does not blur options that cost a few percent (each
+copy is deleted once timed); by default the copies go to the work directory, are timed
+until their data is on disk and stay until the run ends (deleting them between rounds
+stalled the next writes on this disk, as bench/backup.py found).
 """
 
 from __future__ import annotations
@@ -147,6 +149,9 @@ def run(args, work: Path, server) -> int:
                 if to_disk:
                     os.sync()
                 times[key].append(time.perf_counter() - started)
+                if not to_disk:  # memory, not this disk: deleting stalls nothing there
+                    for copy in list(copies.iterdir()):
+                        shutil.rmtree(copy) if copy.is_dir() else copy.unlink()
         base = times["plain"]
         print(f"\n{'options (cumulative)':<28}{'median':>9}{'ratio to plain':>16}")
         for key, values in times.items():
