@@ -34,7 +34,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -42,41 +41,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import configure_site, run_in_site  # noqa: E402
+from bench._site import configure_site, pair_ratio, run_in_site, timed  # noqa: E402
 from bench.backup import generate  # noqa: E402
 
-LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
 
+def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
+    """pobsync's options as pobsync_runner.rsync.rsync_argv() adds them, one group per
+    line (its own pieces where it has them, so this follows the argv)."""
+    from pobsync_runner.dumps import DUMPS_DIR
+    from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
+    from pobsync_runner.rsync import partial_dir_args, transfer_log_args
+    from pobsync_runner.snapshots import METADATA_FILE
 
-def groups(dest: Path, log: Path) -> list[tuple[str, list[str]]]:
-    """pobsync's options (pobsync_runner.rsync.rsync_argv), one group per line."""
+    own = (METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP, DUMPS_DIR)
     return [
         ("--modify-window=-1", ["--modify-window=-1"]),
         ("--relative", ["--relative"]),
-        ("--timeout", ["--timeout=3600"]),
-        (
-            "partial dir",
-            [
-                f"--partial-dir={dest}/.pobsync-partial",
-                "--filter=P /.pobsync-partial",
-                "--exclude=/.pobsync-partial",
-            ],
-        ),
-        (
-            "metadata excludes",
-            [
-                "--exclude=/.pobsync-snapshot.json",
-                "--exclude=/.pobsync-manifest",
-                "--exclude=/.pobsync-manifest.tmp",
-                "--exclude=/_dumps",
-            ],
-        ),
+        ("--timeout", [f"--timeout={spec.rsync_timeout}"]),
+        ("partial dir", partial_dir_args(spec, dest)),
+        ("metadata excludes", [f"--exclude=/{name}" for name in own]),
         ("--stats", ["--no-human-readable", "--stats"]),
         ("--info=progress2", ["--info=progress2"]),
-        (
-            "--log-file %C (all)",
-            [f"--log-file={log}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"],
-        ),
+        ("--log-file %C (all)", transfer_log_args(log)),
     ]
 
 
@@ -93,6 +79,7 @@ def main() -> int:
 def run(args, work: Path, server) -> int:
     from pobsync_models.models import Host
     from pobsync_models.specs import host_spec
+    from pobsync_runner.manifest_build import LOG_FORMAT
     from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
     (work / "backups").mkdir()
@@ -120,14 +107,14 @@ def run(args, work: Path, server) -> int:
             return step
 
         steps: dict[str, Callable[[], None]] = {"plain": contender(lambda d, log: [])}
-        names = [name for name, _ in groups(Path("/"), Path("/"))]
+        names = [name for name, _ in groups(spec, Path("/"), Path("/"))]
         for i, name in enumerate(names):
             steps[f"+ {name}"] = contender(
-                lambda d, log, i=i: [o for _, opts in groups(d, log)[: i + 1] for o in opts]
+                lambda d, log, i=i: [o for _, opts in groups(spec, d, log)[: i + 1] for o in opts]
             )
         steps["all, %C on stdout"] = contender(
             lambda d, log: (
-                [o for _, opts in groups(d, log)[:-1] for o in opts]
+                [o for _, opts in groups(spec, d, log)[:-1] for o in opts]
                 + [f"--out-format={LOG_FORMAT}", "--debug=NSTR"]
             )
         )
@@ -142,20 +129,14 @@ def run(args, work: Path, server) -> int:
         for k in range(args.rounds):
             turn = order[k % len(order) :] + order[: k % len(order)]
             for key in turn if k % 2 == 0 else reversed(turn):
-                if to_disk:
-                    os.sync()
-                started = time.perf_counter()
-                steps[key]()
-                if to_disk:
-                    os.sync()
-                times[key].append(time.perf_counter() - started)
+                times[key].append(timed(steps[key], to_disk=to_disk))
                 if not to_disk:  # memory, not this disk: deleting stalls nothing there
                     for copy in list(copies.iterdir()):
                         shutil.rmtree(copy) if copy.is_dir() else copy.unlink()
         base = times["plain"]
         print(f"\n{'options (cumulative)':<28}{'median':>9}{'ratio to plain':>16}")
         for key, values in times.items():
-            ratio = statistics.median(t / b for t, b in zip(values, base, strict=True))
+            ratio = pair_ratio(values, base)
             print(f"{key:<28}{statistics.median(values):>8.3f}s{ratio:>16.3f}")
     finally:
         shutil.rmtree(copies, ignore_errors=True)
