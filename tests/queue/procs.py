@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +112,33 @@ class ProcDB:
         self.procs.clear()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.5, what: str = ""):
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float,
+    step: float = 0.5,
+    what: str = "",
+    explain: Callable[[], str] | None = None,
+):
+    """predicate's first truthy value; on timeout an AssertionError that carries
+    explain()'s text (the last state, the processes' logs) when it is given."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            detail = f"\n{explain()}" if explain else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(step)
+
+
+def hourly_cron_due_now(now: datetime) -> str:
+    """An hourly cron at the minute five minutes before now (UTC, the default time zone):
+    after a `scheduler --once --now <ten minutes ago>` one slot is due at once and the
+    next is about an hour away, so no second slot falls due while a test runs (with
+    */5, a run across a five-minute mark enqueued a second job and the test waited for
+    a job count it never saw again)."""
+    return f"{(now - timedelta(minutes=5)).minute} * * * *"
 
 
 def when(text: str | None) -> datetime | None:

@@ -17,6 +17,7 @@ from tests.queue.procs import (
     alive,
     descendants,
     engine_config,
+    hourly_cron_due_now,
     log_text,
     rsync_processes,
     wait_for,
@@ -155,11 +156,8 @@ def test_it_requeues_the_running_job_on_sigterm_within_ten_seconds(procdb, site,
 
 def test_it_backs_up_two_hosts_from_a_cron_schedule_end_to_end(procdb, site, tmp_path):
     root, sources = site
-    # Hourly, at the minute five minutes ago (UTC, the default time zone): one slot is
-    # due now and the next is an hour away, so no second slot can fall due while the
-    # test runs (with */5, a run across a five-minute mark enqueued a second pair).
     now = datetime.now(UTC)
-    cron = f"{(now - timedelta(minutes=5)).minute} * * * *"
+    cron = hourly_cron_due_now(now)
     for name in ("web1", "web2"):
         procdb.tool("update_host", name=name, rsync_options=[])
         out = procdb.pobsync("schedule", name, "--cron", cron, "--prune")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.queue.procs import log_text, wait_for, when
+from tests.queue.procs import hourly_cron_due_now, log_text, wait_for, when
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 
@@ -41,9 +41,9 @@ def web1(procdb, sshd, tmp_path):
 
 SCHEDULE_COMMANDS = {
     # the host's own verification schedule
-    "host": (("schedule", "web1", "--verify", "--cron", "*/5 * * * *"), "verify schedule created"),
+    "host": (("schedule", "web1", "--verify", "--cron"), "verify schedule created"),
     # the global one, which every host without its own follows
-    "global": (("configure-global", "--verify-cron", "*/5 * * * *"), "1 host(s) added"),
+    "global": (("configure-global", "--verify-cron"), "1 host(s) added"),
 }
 
 
@@ -56,9 +56,10 @@ def test_a_scheduled_verify_job_runs_on_a_runner_and_never_beside_a_backup(
     assert first.returncode == 0, first.stderr
     procdb.tool("update_host", name="web1", rsync_options=["--bwlimit=256"])  # ~4 s backup
     command, said = SCHEDULE_COMMANDS[which]
-    out = procdb.pobsync(*command)
+    now = datetime.now(UTC)
+    out = procdb.pobsync(*command, hourly_cron_due_now(now))
     assert out.returncode == 0 and said in out.stdout, out.stdout + out.stderr
-    earlier = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    earlier = (now - timedelta(minutes=10)).isoformat()
     procdb.tool("clear_next_run")
     tick = procdb.pobsync("scheduler", "--once", "--now", earlier)
     assert tick.returncode == 0 and "1 initialised" in tick.stdout, tick.stdout + tick.stderr
@@ -77,7 +78,13 @@ def test_a_scheduled_verify_job_runs_on_a_runner_and_never_beside_a_backup(
         finished = len(jobs) == 2 and all(j["state"] in ("succeeded", "failed") for j in jobs)
         return finished and state
 
-    state = wait_for(done, timeout=120, what="the backup and the verify job to finish")
+    def explain():
+        logs = "".join(f"--- {p.args[-4:]}\n{log_text(p)[-3000:]}" for p in [scheduler, *runners])
+        return f"last state: {procdb.tool('snapshot')}\n{logs}"
+
+    state = wait_for(
+        done, timeout=120, what="the backup and the verify job to finish", explain=explain
+    )
     jobs = {j["kind"]: j for j in state["jobs"]}
     assert jobs["backup"]["id"] == backup_job and jobs["backup"]["state"] == "succeeded"
     verify_job = jobs["verify"]
