@@ -253,6 +253,63 @@ class ManifestReader:
             self.problems.append(text)
 
     def __iter__(self) -> Iterator[Entry]:
+        for block in self._blocks():
+            yield from self._block(block)
+
+    def line_runs(self) -> Iterator[tuple[int, list[bytes]]]:
+        """The entry lines as they are (without the newline), in runs: (line number of
+        the run's first, the lines), for take() and accept(). A merge of several
+        snapshots' manifests parses one of each set of byte-identical lines instead of
+        each (pobsync_runner.integrity). Take or accept every line of a run before
+        asking for the next run: the trailer's count is checked against both. Long
+        lines, the trailer and data after it are reported here as by iteration."""
+        for block in self._blocks():
+            bodies = block[:-1].split(b"\n")
+            trailer = bodies.pop() if bodies[-1].startswith(b"end ") else None
+            rest = block if trailer is None else block[: -len(trailer) - 1]
+            if rest.startswith(b"end ") or b"\nend " in rest:
+                # A trailer before the block's last line: one line at a time.
+                for body in bodies if trailer is None else [*bodies, trailer]:
+                    if not self._trailer_or_after(body):
+                        yield self._lineno, [body]
+                continue
+            if bodies:
+                first = self._lineno + 1
+                self._lineno += len(bodies)
+                yield first, bodies
+            if trailer is not None:
+                self._trailer_or_after(trailer)
+
+    def take(self, body: bytes, lineno: int) -> Entry | None:
+        """The entry of line `lineno` (`body`, without its newline), checked as
+        iteration checks it: None, and a problem, for a bad or out-of-order line."""
+        if len(body) >= MAX_LINE:
+            self._problem(f"line {lineno}: longer than {MAX_LINE} bytes")
+            return None
+        entry = self._parse(body)
+        if entry is None:
+            self._problem(f"line {lineno}: not a manifest entry")
+            return None
+        if self._last is not None and entry.path <= self._last:
+            self._problem(f"line {lineno}: out of order or duplicate path")
+            return None
+        self._last = entry.path
+        self.entries += 1
+        self.unknown += entry.checksum == UNKNOWN
+        return entry
+
+    def accept(self, count: int, last: bytes, unknown: int) -> None:
+        """The next `count` lines are byte for byte lines that another reader's take()
+        checked, in order, after every path this reader took or accepted before (the
+        merge's order), `last` the path of the last of them and `unknown` of them
+        without a checksum: counted without parsing them again."""
+        self._last = last
+        self.entries += count
+        self.unknown += unknown
+
+    def _blocks(self) -> Iterator[bytes]:
+        """The file's whole lines in blocks of up to BLOCK bytes; a line longer than
+        MAX_LINE is skipped as a problem, a missing trailer is one at the end."""
         tail = b""
         skipping = False  # inside a line longer than MAX_LINE
         while not self._ended:
@@ -269,7 +326,7 @@ class ManifestReader:
             cut = data.rfind(b"\n") + 1
             block, tail = data[:cut], data[cut:]
             if block:
-                yield from self._block(block)
+                yield block
             if len(tail) > MAX_LINE and not self._ended:
                 self._lineno += 1
                 self._problem(f"line {self._lineno}: longer than {MAX_LINE} bytes")
@@ -312,34 +369,29 @@ class ManifestReader:
 
     def _lines(self, lines: list[bytes]) -> Iterator[Entry]:
         for body in lines:
-            self._lineno += 1
-            lineno = self._lineno
-            if self._ended:
-                if not self._after:
-                    self._problem(f"line {self._ended}: data after the trailer")
-                    self._after = True
-                return
-            if body.startswith(b"end "):
-                self._ended = lineno
-                if body[4:] == b"%d" % self.entries:
-                    self.complete = True
-                else:
-                    self._problem(f"line {lineno}: trailer does not match the entry count")
+            if self._trailer_or_after(body):
                 continue
-            if len(body) >= MAX_LINE:
-                self._problem(f"line {lineno}: longer than {MAX_LINE} bytes")
-                continue
-            entry = self._parse(body)
-            if entry is None:
-                self._problem(f"line {lineno}: not a manifest entry")
-                continue
-            if self._last is not None and entry.path <= self._last:
-                self._problem(f"line {lineno}: out of order or duplicate path")
-                continue
-            self._last = entry.path
-            self.entries += 1
-            self.unknown += entry.checksum == UNKNOWN
-            yield entry
+            entry = self.take(body, self._lineno)
+            if entry is not None:
+                yield entry
+
+    def _trailer_or_after(self, body: bytes) -> bool:
+        """Counts the line; True when it is no entry to take: the trailer (checked
+        against the entries so far), or anything after it (reported once)."""
+        self._lineno += 1
+        if self._ended:
+            if not self._after:
+                self._problem(f"line {self._ended}: data after the trailer")
+                self._after = True
+            return True
+        if body.startswith(b"end "):
+            self._ended = self._lineno
+            if body[4:] == b"%d" % self.entries:
+                self.complete = True
+            else:
+                self._problem(f"line {self._lineno}: trailer does not match the entry count")
+            return True
+        return False
 
     @staticmethod
     def _parse(line: bytes) -> Entry | None:

@@ -13,6 +13,7 @@ import errno
 import mmap
 import os
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,9 @@ from pobsync_runner.manifest import digest_of, new_hasher
 CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# os.fsencode's and os.fsdecode's own arguments, without their call per name.
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+NOT_REGULAR = -1  # DirCursor.inodes()'s value for a name that is no regular file
 
 # One read buffer for the process (verification is single-threaded): no allocation per file.
 # Page-aligned (an anonymous mapping): a bytearray this large is its own malloc mapping and
@@ -45,12 +49,12 @@ class DirCursor:
         self._dir: bytes | None = None
         self._fd: int | None = None
         self._error: OSError | None = None
-        self._listing: dict[bytes, tuple[int, int, bool]] | None = None
+        self._inodes: tuple[int, dict[str, int]] | None = None
 
     def directory(self, parent: bytes) -> int:
         if parent != self._dir:
             self._close_dir()
-            self._dir, self._error, self._listing = parent, None, None
+            self._dir, self._error, self._inodes = parent, None, None
             if parent:
                 fd = self.root_fd
                 try:
@@ -85,17 +89,30 @@ class DirCursor:
 
     def listed(self, parent: bytes, name: bytes) -> tuple[int, tuple[int, int, bool] | None]:
         """(descriptor of `parent`, identity of `name` in it) as identity() says."""
+        fd, dev, inodes = self.inodes(parent)
+        inode = inodes.get(name.decode(_FS_ENCODING, _FS_ERRORS))
+        if inode is None:
+            return fd, None
+        return fd, (dev, inode, True) if inode != NOT_REGULAR else (dev, -1, False)
+
+    def inodes(self, parent: bytes) -> tuple[int, int, dict[str, int]]:
+        """(descriptor of `parent`, its st_dev, every name's d_ino, or NOT_REGULAR for
+        anything but a regular file, keyed by the name as os.scandir gives it: str,
+        which encodes back to the exact bytes). Read once while `parent` stays the
+        cursor's directory, through the descriptor itself: no path walked, no symlink
+        followed, no /proc needed. The type comes with the listing (d_type), so nothing
+        else (a device, a FIFO) is ever opened to be read."""
         fd = self.directory(parent)
-        if self._listing is None:
-            dev = os.fstat(fd).st_dev
-            # Listed through the descriptor itself (no path walked, no symlink followed,
-            # no /proc needed); names come as str and go back to their exact bytes.
+        if self._inodes is None:
             with os.scandir(fd) as entries:
-                self._listing = {
-                    os.fsencode(e.name): (dev, e.inode(), e.is_file(follow_symlinks=False))
-                    for e in entries
-                }
-        return fd, self._listing.get(name)
+                self._inodes = (
+                    os.fstat(fd).st_dev,
+                    {
+                        e.name: e.inode() if e.is_file(follow_symlinks=False) else NOT_REGULAR
+                        for e in entries
+                    },
+                )
+        return fd, *self._inodes
 
     def _close_dir(self) -> None:
         if self._fd is not None:
