@@ -36,7 +36,15 @@ from pobsync_runner.manifest import (
     open_manifest,
     walk_files,
 )
-from pobsync_runner.safe_read import DirCursor, Stopped, Throttle, hash_file
+from pobsync_runner.safe_read import (
+    _FS_ENCODING,
+    _FS_ERRORS,
+    NOT_REGULAR,
+    DirCursor,
+    Stopped,
+    Throttle,
+    hash_file,
+)
 
 INODE_CACHE = 4096
 MAX_FINDINGS = 1000  # kept for display; the counts are always exact
@@ -171,6 +179,8 @@ def _verify(targets, sample, max_rate, stop, rng, complete_manifests) -> Report:
             for entry in source.reader:
                 if not _agreed(entry.path, entry, live, report, throttle):
                     _group([(entry.path, source.index, entry)], *args)
+        elif len(live) > 1 and _alike(live):
+            _merged_lines(live, args)
         else:
             _merged(live, args)
         for source in sources:
@@ -220,6 +230,258 @@ def _merged(live: list[tuple[_Source, DirCursor]], args) -> None:
             path, entry, members, report, throttle
         ):
             _group([(path, m[0].index, e) for m, e in zip(members, entries, strict=True)], *args)
+
+
+def _alike(live: list[tuple[_Source, DirCursor]]) -> bool:
+    """Whether every snapshot has a manifest with one algorithm (a whole host's
+    verification, scheduled or `pobsync verify HOST`, of snapshots taken since
+    manifests exist): then _merged_lines compares their lines."""
+    algorithm = live[0][0].algorithm
+    return all(s.reader is not None and s.algorithm == algorithm for s, _ in live)
+
+
+def _merged_lines(live: list[tuple[_Source, DirCursor]], args) -> None:
+    """_merged for snapshots that are _alike, by their manifests' lines as they are.
+
+    Snapshots made with --link-dest share most files, and a shared file has the very
+    same manifest line (checksum, size, mtime, inode, path) in each. So the readers'
+    runs of lines are laid side by side, row by row: a row whose lines are all the same
+    bytes (the usual row) is parsed once, by the first snapshot's reader (the others
+    accept it: same bytes, same verdict, and the merge's order puts it after whatever
+    they took before), and checked once for all (_Agreement). The first other row ends
+    the window: each reader takes (parses) its own line and the merge by path goes on
+    as in _merged until the readers are level again."""
+    feeds = [_Feed(source.reader) for source, _ in live]
+    agreement = _Agreement(live, args)
+    try:
+        while True:
+            if all(f.taken is None for f in feeds) and all(f.ready() for f in feeds):
+                _window(feeds, agreement)
+                continue
+            for f in feeds:
+                while f.taken is None and f.ready():
+                    f.taken = f.take(0)
+                    f.pos += 1
+            path = min((f.taken.path for f in feeds if f.taken is not None), default=None)
+            if path is None:
+                return
+            members, entries = [], []
+            for f, member in zip(feeds, live, strict=True):
+                if f.taken is not None and f.taken.path == path:
+                    members.append(member)
+                    entries.append(f.taken)
+                    f.taken = None
+            entry = entries[0]
+            report, throttle = args[2], args[3]
+            if entries.count(entry) != len(entries) or not _agreed(
+                path, entry, members, report, throttle
+            ):
+                group = [(path, m[0].index, e) for m, e in zip(members, entries, strict=True)]
+                _group(group, *args)
+    finally:
+        agreement.settle()
+
+
+class _Feed:
+    """One reader's runs of lines (ManifestReader.line_runs) and where _merged_lines is
+    in them; `taken`: an entry parsed whose path the merge has not reached yet."""
+
+    __slots__ = ("reader", "runs", "lines", "first", "pos", "taken")
+
+    def __init__(self, reader: ManifestReader) -> None:
+        self.reader = reader
+        self.runs = reader.line_runs()
+        self.lines: list[bytes] = []
+        self.first = self.pos = 0
+        self.taken: Entry | None = None
+
+    def ready(self) -> bool:
+        """Whether a line is there at `pos`, asking for the next run when this one is
+        done (every line of it taken or accepted by then)."""
+        while self.pos == len(self.lines):
+            run = next(self.runs, None)
+            if run is None:
+                return False
+            (self.first, self.lines), self.pos = run, 0
+        return True
+
+    def take(self, ahead: int) -> Entry | None:
+        """The line `ahead` lines after `pos`, parsed and checked by the reader."""
+        at = self.pos + ahead
+        return self.reader.take(self.lines[at], self.first + at)
+
+
+WINDOW_MIN, WINDOW_MAX = 16, 4096
+
+
+def _window(feeds: list[_Feed], agreement: _Agreement) -> None:
+    """The rows of lines that every feed has at hand, from each one's `pos`, up to the
+    first row that is not one line in all (taken by each feed; the merge goes on). The
+    window is twice the run the last one found (within WINDOW_MIN and WINDOW_MAX), so
+    that slicing it costs about what its rows do."""
+    lead, others = feeds[0], feeds[1:]
+    n = len(feeds)
+    size = min(agreement.window, *(len(f.lines) - f.pos for f in feeds))
+    rows = zip(*[f.lines[f.pos : f.pos + size] for f in feeds], strict=True)
+    done = run = unknown = 0
+    last = b""
+    for row in rows:
+        line = row[0]
+        if row.count(line) == n:
+            entry = lead.take(done)
+            if entry is not None:
+                done += 1
+                run += 1
+                unknown += entry.checksum == UNKNOWN
+                last = entry.path
+                agreement.check(entry)
+                continue
+        # The others accept the run before this row; then they are level (each one's
+        # last path is the lead's), so a line is good for every reader or for none.
+        if run:
+            for f in others:
+                f.reader.accept(run, last, unknown)
+            run = unknown = 0
+        if row.count(line) == n:  # one bad line in every snapshot: each reports it
+            for f in others:
+                f.take(done)
+            done += 1
+            continue
+        entries = _row_entries(row, feeds, done)
+        done += 1
+        first = entries[0]
+        if first is not None and all(e is not None and e.path == first.path for e in entries):
+            agreement.differ(entries)  # one path in all, other lines: a changed file
+            continue
+        for f, entry in zip(feeds, entries, strict=True):
+            f.taken = entry
+        break
+    if run:
+        for f in others:
+            f.reader.accept(run, last, unknown)
+    for f in feeds:
+        f.pos += done
+    agreement.window = max(WINDOW_MIN, min(2 * done, WINDOW_MAX))
+
+
+def _row_entries(row: tuple[bytes, ...], feeds: list[_Feed], at: int) -> list[Entry | None]:
+    """Each level reader's entry of its line in `row` (`at` lines after its `pos`), None
+    for a bad line. A line that an earlier reader of the row has is not parsed again
+    but accepted (or reported, when bad): the readers are level, their last paths the
+    same, so one line has one verdict in all of them."""
+    seen: dict[bytes, Entry | None] = {}
+    entries: list[Entry | None] = []
+    for line, f in zip(row, feeds, strict=True):
+        if line not in seen:
+            entry = seen[line] = f.take(at)
+        else:
+            entry = seen[line]
+            if entry is None:
+                f.take(at)  # reported in this snapshot's manifest too
+            else:
+                f.reader.accept(1, entry.path, entry.checksum == UNKNOWN)
+        entries.append(entry)
+    return entries
+
+
+class _Agreement:
+    """_window's check of a path that every snapshot holds with the same manifest line:
+    one regular file at that path in all of them by their directories' listings (one
+    inode: --link-dest shares it), read once and matching, as _agreed() checks it. The
+    listings are compared once per directory (_shared_inodes), not per name. A path
+    that fails goes the general way, _group, as does every path when a snapshot is
+    sampled, and a path whose checksum is not known."""
+
+    def __init__(self, live: list[tuple[_Source, DirCursor]], args) -> None:
+        self.live, self.args = live, args
+        self.sources = [source for source, _ in live]
+        self.members = [source.index for source in self.sources]
+        self.cursor = live[0][1]
+        self.algorithm = self.sources[0].algorithm
+        self.full = all(source.full for source in self.sources)
+        self.parent: bytes | None = None
+        self.shared: tuple[int, dict[str, int], set[bytes]] | None = None
+        self.held = 0  # paths that passed here, counted for every snapshot in settle()
+        self.window = WINDOW_MIN  # _window's next size
+
+    def check(self, entry: Entry) -> None:
+        if not self._holds(entry):
+            _group([(entry.path, i, entry) for i in self.members], *self.args)
+
+    def _holds(self, entry: Entry) -> bool:
+        if not self.full or entry.checksum == UNKNOWN:
+            return False  # a sample to draw, or a checksum to fill in: _group
+        parent, _, name = entry.path.rpartition(b"/")
+        if parent != self.parent:
+            self.parent, self.shared = parent, _shared_inodes(parent, self.live)
+        if self.shared is None:
+            return False
+        dev, inodes, differing = self.shared
+        inode = inodes.get(name.decode(_FS_ENCODING, _FS_ERRORS))
+        if inode is None or inode == NOT_REGULAR or name in differing:
+            return False
+        report, throttle = self.args[2], self.args[3]
+        try:  # (the cursor may have been elsewhere since: reopened here)
+            dir_fd = self.cursor.directory(parent)
+        except OSError:
+            return False
+        if not _read_agrees(dir_fd, name, (dev, inode), entry, self.algorithm, report, throttle):
+            return False
+        self.held += 1
+        for source in self.sources:
+            if source.writer is not None:
+                _pass(source, entry, entry.checksum)
+        return True
+
+    def differ(self, entries: list[Entry]) -> None:
+        """A path every snapshot holds, with other lines in some: the general way."""
+        path = entries[0].path
+        _group([(path, i, e) for i, e in zip(self.members, entries, strict=True)], *self.args)
+
+    def settle(self) -> None:
+        report = self.args[2]
+        report.files_checked += self.held * len(self.sources)
+        for source in self.sources:
+            source.result.entries += self.held
+            source.result.read += self.held
+
+
+def _shared_inodes(
+    parent: bytes, live: list[tuple[_Source, DirCursor]]
+) -> tuple[int, dict[str, int], set[bytes]] | None:
+    """Directory `parent` as the first snapshot lists it (st_dev, d_ino by name) and the
+    names that another snapshot lists with another inode, or lists and the first does
+    not, or the reverse (set operations on the listings, no loop per name). None when a
+    snapshot cannot list `parent`, or holds it on another device."""
+    try:
+        _, dev, first = live[0][1].inodes(parent)
+        differing: set[str] = set()
+        for _, cursor in live[1:]:
+            _, other_dev, other = cursor.inodes(parent)
+            if other_dev != dev:
+                return None
+            if other != first:
+                differing.update(name for name, _ in other.items() - first.items())
+                differing.update(first.keys() - other.keys())
+    except OSError:
+        return None
+    return dev, first, {name.encode(_FS_ENCODING, _FS_ERRORS) for name in differing}
+
+
+def _read_agrees(dir_fd, name, identity, entry, algorithm, report, throttle) -> bool:
+    """The file `name` in `dir_fd`, when it is the inode `identity` and a regular file,
+    read once, its checksum and size those of `entry`; counted as read when they are."""
+    try:
+        digest, n, st = hash_file(dir_fd, name, identity, algorithm, throttle)
+    except Stopped:
+        raise
+    except OSError:
+        return False
+    if digest != entry.checksum or st.st_size != entry.size:
+        return False
+    report.files_read += 1
+    report.bytes_read += n
+    return True
 
 
 def _group(pending, sources, cursors, report, throttle, cache, sample, rng) -> None:
@@ -380,22 +642,17 @@ def _agreed(path: bytes, entry: Entry, members, report, throttle) -> bool:
             if seen is None or not seen[2] or (first is not None and seen != first):
                 return False
             first = seen
-        digest, n, st = hash_file(dir_fd, name, first[:2], algorithm, throttle)
-    except Stopped:
-        raise
     except OSError:
         return False
-    if digest != entry.checksum or st.st_size != entry.size:
+    if not _read_agrees(dir_fd, name, first[:2], entry, algorithm, report, throttle):
         return False
     report.files_checked += len(members)
-    report.files_read += 1
-    report.bytes_read += n
     for source, _ in members:
         result = source.result
         result.entries += 1
         result.read += 1
         if source.writer is not None:
-            _pass(source, entry, digest)
+            _pass(source, entry, entry.checksum)
     return True
 
 
