@@ -32,8 +32,8 @@ options; the default matrix takes about 45 minutes on the shared 2-core machine 
 100000).
 
 Also printed: the runner's own CPU per file (RUSAGE_SELF of this process around the
-job, over the files in the snapshot), the CLI process's own peak RSS (RUSAGE_SELF inside
-it, started from a small parent, /usr/bin/time, so it does not inherit this driver's
+job, over the files in the snapshot), the CLI process's own peak RSS (wait4 of a child
+that bench/_pobsync_rss.py forks while it is small, so it does not inherit this driver's
 high-water mark; rsync and ssh excluded), retention planning over 100,000 records and
 discovery of 1,000 snapshot directories.
 """
@@ -165,10 +165,7 @@ class Bench:
     def cli(self, host) -> None:
         r, w = os.pipe()
         proc = subprocess.Popen(
-            [
-                "/usr/bin/time", "-o", "/dev/null",  # a small parent: see the docstring
-                sys.executable, str(REPO / "bench" / "_pobsync_rss.py"), "backup", host.name,
-            ],
+            [sys.executable, str(REPO / "bench" / "_pobsync_rss.py"), "backup", host.name],
             pass_fds=(w,),
             stdout=subprocess.DEVNULL,
             env={
@@ -176,7 +173,7 @@ class Bench:
                 "PATH": f"{BIN}:{os.environ['PATH']}",
                 "POBSYNC_BENCH_RSS_FD": str(w),
             },
-        )  # fmt: skip
+        )
         os.close(w)
         code = proc.wait()
         peak = os.read(r, 100)
