@@ -12,7 +12,8 @@ interleaved runs (the order alternates each round):
    dropped with posix_fadvise(DONTNEED) before each timed run, untimed).
    Also run_verify() in-process (what a runner does for a verify job: no start-up).
 2. Verifying S snapshots that share most inodes (1% of the files changed between
-   backups) against verifying one of them, warm and cold page cache.
+   backups) against verifying one of them, warm and cold page cache, through the CLI
+   and through run_verify() in-process.
 3. The manifest's cost during a backup: run_backup() full and unchanged incremental,
    with the manifest against the same backup with it switched off (no --log-file, no
    manifest build).
@@ -219,21 +220,31 @@ def run(args, work: Path, server) -> int:
                 path.write_bytes(path.read_bytes()[::-1])
         backup(many)
     newest = sorted(p.name for p in (root / "many").iterdir() if p.name[:1].isdigit())[-1]
-    mt: dict[str, list[float]] = {f"{w}_{c}": [] for w in ("one", "all") for c in ("warm", "cold")}
+    mt: dict[str, list[float]] = {
+        f"{w}_{c}": [] for w in ("one", "all", "lib_one", "lib_all") for c in ("warm", "cold")
+    }
+    one_request, all_request = VerifyRequest(snapshot=newest), VerifyRequest()
     for k in range(args.runs):
         steps = [
             ("one", lambda: cli_verify("many", "--snapshot", newest)),
             ("all", lambda: cli_verify("many")),
+            ("lib_one", lambda: run_verify(many, one_request)),
+            ("lib_all", lambda: run_verify(many, all_request)),
         ]
         for key, step in steps if k % 2 == 0 else list(reversed(steps)):
             drop_cache(root / "many")
             mt[f"{key}_cold"].append(timed(step))
             mt[f"{key}_warm"].append(timed(step))
     print()
-    print(f"verify {args.snapshots} snapshots sharing most inodes against one of them (CLI):")
+    print(f"verify {args.snapshots} snapshots sharing most inodes against one of them:")
     for cache in ("warm", "cold"):
-        one, every = statistics.median(mt[f"one_{cache}"]), statistics.median(mt[f"all_{cache}"])
-        print(f"  {cache} page cache: {every:.2f}s against {one:.2f}s: ratio {every / one:.2f}")
+        for how, prefix in (("CLI", ""), ("run_verify()", "lib_")):
+            one = statistics.median(mt[f"{prefix}one_{cache}"])
+            every = statistics.median(mt[f"{prefix}all_{cache}"])
+            print(
+                f"  {how + ',':<14}{cache} page cache: {every:.2f}s against {one:.2f}s: "
+                f"ratio {every / one:.2f}"
+            )
 
     # 4. Peak RSS flat in file count.
     tiny = host("tiny", small)
