@@ -80,7 +80,7 @@ def _damage(snaps: list[Path], rng: random.Random) -> list[str]:
             [
                 "flip", "unlink", "dir", "symlink", "fifo", "rmtree", "garbage", "duplicate",
                 "swap", "no trailer", "bad count", "unknown", "hostile", "drop line",
-                "shared garbage", "device",
+                "shared garbage", "device", "after the trailer",
             ]
         )  # fmt: skip
         if kind == "shared garbage":  # the same bad line first in all or some manifests
@@ -133,6 +133,8 @@ def _damage(snaps: list[Path], rng: random.Random) -> list[str]:
                 del body[i]
             trailer = lines[-2] if kind in ("unknown", "swap") else b"end %d" % len(body)
             (snap / MANIFEST_FILE).write_bytes(b"\n".join([lines[0], *body, trailer, b""]))
+        elif kind == "after the trailer":
+            (snap / MANIFEST_FILE).write_bytes(b"\n".join([*lines[:-1], lines[1], b""]))
         elif kind == "no trailer":
             (snap / MANIFEST_FILE).write_bytes(b"\n".join([lines[0], *body, b""]))
         elif kind == "bad count":
