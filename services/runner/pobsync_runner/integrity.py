@@ -36,15 +36,7 @@ from pobsync_runner.manifest import (
     open_manifest,
     walk_files,
 )
-from pobsync_runner.safe_read import (
-    _FS_ENCODING,
-    _FS_ERRORS,
-    NOT_REGULAR,
-    DirCursor,
-    Stopped,
-    Throttle,
-    hash_file,
-)
+from pobsync_runner.safe_read import DirCursor, Stopped, Throttle, hash_file
 
 INODE_CACHE = 4096
 MAX_FINDINGS = 1000  # kept for display; the counts are always exact
@@ -212,7 +204,6 @@ def _merged(live: list[tuple[_Source, DirCursor]], args) -> None:
     """The snapshots' entries grouped by path, in lockstep: snapshots made with
     --link-dest hold mostly the same paths, so each step takes the smallest path among
     the heads and every head that has it (in snapshot order)."""
-    report, throttle = args[2], args[3]
     iterators = [source.entries() for source, _ in live]
     heads = [next(it, None) for it in iterators]
     while True:
@@ -225,11 +216,16 @@ def _merged(live: list[tuple[_Source, DirCursor]], args) -> None:
                 members.append(live[k])
                 entries.append(head)
                 heads[k] = next(iterators[k], None)
-        entry = entries[0]
-        if entries.count(entry) != len(entries) or not _agreed(
-            path, entry, members, report, throttle
-        ):
-            _group([(path, m[0].index, e) for m, e in zip(members, entries, strict=True)], *args)
+        _path_step(path, members, entries, args)
+
+
+def _path_step(path: bytes, members, entries: list[Entry], args) -> None:
+    """One path of a merge: `members` ((source, cursor) pairs) hold it with `entries`.
+    The same line in all of them is checked in one step (_agreed); otherwise, or when
+    that fails, the general way (_group)."""
+    entry = entries[0]
+    if entries.count(entry) != len(entries) or not _agreed(path, entry, members, *args[2:4]):
+        _group([(path, m[0].index, e) for m, e in zip(members, entries, strict=True)], *args)
 
 
 def _alike(live: list[tuple[_Source, DirCursor]]) -> bool:
@@ -271,13 +267,7 @@ def _merged_lines(live: list[tuple[_Source, DirCursor]], args) -> None:
                     members.append(member)
                     entries.append(f.taken)
                     f.taken = None
-            entry = entries[0]
-            report, throttle = args[2], args[3]
-            if entries.count(entry) != len(entries) or not _agreed(
-                path, entry, members, report, throttle
-            ):
-                group = [(path, m[0].index, e) for m, e in zip(members, entries, strict=True)]
-                _group(group, *args)
+            _path_step(path, members, entries, args)
     finally:
         agreement.settle()
 
@@ -388,7 +378,7 @@ class _Agreement:
     """_window's check of a path that every snapshot holds with the same manifest line:
     one regular file at that path in all of them by their directories' listings (one
     inode: --link-dest shares it), read once and matching, as _agreed() checks it. The
-    listings are compared once per directory (_shared_inodes), not per name. A path
+    listings are compared once per directory (_differing_names), not per name. A path
     that fails goes the general way, _group, as does every path when a snapshot is
     sampled, and a path whose checksum is not known."""
 
@@ -400,7 +390,7 @@ class _Agreement:
         self.algorithm = self.sources[0].algorithm
         self.full = all(source.full for source in self.sources)
         self.parent: bytes | None = None
-        self.shared: tuple[int, dict[str, int], set[bytes]] | None = None
+        self.differing: set[bytes] | None = None  # of `parent`, by _differing_names
         self.held = 0  # paths that passed here, counted for every snapshot in settle()
         self.window = WINDOW_MIN  # _window's next size
 
@@ -413,19 +403,17 @@ class _Agreement:
             return False  # a sample to draw, or a checksum to fill in: _group
         parent, _, name = entry.path.rpartition(b"/")
         if parent != self.parent:
-            self.parent, self.shared = parent, _shared_inodes(parent, self.live)
-        if self.shared is None:
+            self.parent, self.differing = parent, _differing_names(parent, self.live)
+        if self.differing is None or name in self.differing:
             return False
-        dev, inodes, differing = self.shared
-        inode = inodes.get(name.decode(_FS_ENCODING, _FS_ERRORS))
-        if inode is None or inode == NOT_REGULAR or name in differing:
-            return False
-        report, throttle = self.args[2], self.args[3]
-        try:  # (the cursor may have been elsewhere since: reopened here)
-            dir_fd = self.cursor.directory(parent)
+        try:  # the first snapshot's listing (read once per directory) says the rest
+            dir_fd, seen = self.cursor.listed(parent, name)
         except OSError:
             return False
-        if not _read_agrees(dir_fd, name, (dev, inode), entry, self.algorithm, report, throttle):
+        if seen is None or not seen[2]:
+            return False
+        report, throttle = self.args[2], self.args[3]
+        if not _read_agrees(dir_fd, name, seen[:2], entry, self.algorithm, report, throttle):
             return False
         self.held += 1
         for source in self.sources:
@@ -446,13 +434,11 @@ class _Agreement:
             source.result.read += self.held
 
 
-def _shared_inodes(
-    parent: bytes, live: list[tuple[_Source, DirCursor]]
-) -> tuple[int, dict[str, int], set[bytes]] | None:
-    """Directory `parent` as the first snapshot lists it (st_dev, d_ino by name) and the
-    names that another snapshot lists with another inode, or lists and the first does
-    not, or the reverse (set operations on the listings, no loop per name). None when a
-    snapshot cannot list `parent`, or holds it on another device."""
+def _differing_names(parent: bytes, live: list[tuple[_Source, DirCursor]]) -> set[bytes] | None:
+    """The names in directory `parent` that a snapshot lists with another inode than the
+    first snapshot does, or lists and the first does not, or the reverse (set
+    operations on the listings, no loop per name). None when a snapshot cannot list
+    `parent`, or holds it on another device."""
     try:
         _, dev, first = live[0][1].inodes(parent)
         differing: set[str] = set()
@@ -465,7 +451,7 @@ def _shared_inodes(
                 differing.update(first.keys() - other.keys())
     except OSError:
         return None
-    return dev, first, {name.encode(_FS_ENCODING, _FS_ERRORS) for name in differing}
+    return {os.fsencode(name) for name in differing}
 
 
 def _read_agrees(dir_fd, name, identity, entry, algorithm, report, throttle) -> bool:
