@@ -11,10 +11,13 @@ rsync run by hand with its output discarded (so the runner's own reading is not 
 - then pobsync's options added one group at a time, in the order rsync_argv() adds them
   (each line holds every group above it): --modify-window=-1, --relative, --timeout,
   the partial directory (--partial-dir, its protect filter and exclude), the metadata
-  excludes, --no-human-readable --stats, --info=progress2, and last the transfer log
-  (--log-file with the %C checksum format and --debug=NSTR): all of pobsync's options;
-- beside the last line: the same, with the checksums printed on stdout
-  (--out-format) instead of written to a --log-file.
+  excludes, --no-human-readable --stats, and last the transfer log (--log-file with the
+  %C checksum format and --debug=NSTR): all of pobsync's options for a full backup,
+  which asks rsync for progress by signal (pobsync_runner.rsync.backup_progress_by_signal);
+- beside the last line: the same with --info=progress2 (a line per file: how full
+  backups asked for progress until 2026-12-01, and how incrementals still do), and the
+  same with the checksums printed on stdout (--out-format) instead of written to a
+  --log-file.
 
 Each line prints its median and the median of each round's own ratio to plain (the
 verdict: the disk drifts). --dest-dir puts the copies on another file system, e.g.
@@ -50,7 +53,12 @@ def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
     line (its own pieces where it has them, so this follows the argv)."""
     from pobsync_runner.dumps import DUMPS_DIR
     from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
-    from pobsync_runner.rsync import partial_dir_args, transfer_log_args
+    from pobsync_runner.rsync import (
+        backup_progress_by_signal,
+        partial_dir_args,
+        progress_args,
+        transfer_log_args,
+    )
     from pobsync_runner.snapshots import METADATA_FILE
 
     own = (METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP, DUMPS_DIR)
@@ -60,8 +68,7 @@ def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
         ("--timeout", [f"--timeout={spec.rsync_timeout}"]),
         ("partial dir", partial_dir_args(spec, dest)),
         ("metadata excludes", [f"--exclude=/{name}" for name in own]),
-        ("--stats", ["--no-human-readable", "--stats"]),
-        ("--info=progress2", ["--info=progress2"]),
+        ("--stats", progress_args(backup_progress_by_signal(None)) + ["--stats"]),
         ("--log-file %C (all)", transfer_log_args(log)),
     ]
 
@@ -112,6 +119,10 @@ def run(args, work: Path, server) -> int:
             steps[f"+ {name}"] = contender(
                 lambda d, log, i=i: [o for _, opts in groups(spec, d, log)[: i + 1] for o in opts]
             )
+        steps["all + --info=progress2"] = contender(
+            lambda d, log: [o for _, opts in groups(spec, d, log) for o in opts]
+            + ["--info=progress2"]
+        )
         steps["all, %C on stdout"] = contender(
             lambda d, log: (
                 [o for _, opts in groups(spec, d, log)[:-1] for o in opts]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -156,9 +158,68 @@ def test_it_cancels_on_stop_kills_rsync_and_keeps_the_partial(engine):
     assert wait_for(lambda: rsync_pids(str(engine.host_dir)) == [], timeout=5)
 
 
-def test_it_reports_progress_on_the_run_while_rsync_works(engine, monkeypatch):
+def test_a_full_backup_asks_progress_by_signal_and_shows_a_large_files_bytes_move(
+    engine, monkeypatch
+):
+    """No line per file: rsync's receiver answers a signal after each file, and between
+    its answers the bytes it wrote (/proc/PID/io) move the progress on, so one large file
+    shows progress all through its transfer; ssh never dies of the signal."""
     import pobsync_runner.backup as backup
 
+    monkeypatch.setattr(backup, "PROGRESS_INTERVAL_SECONDS", 0.5)
+    make_slow_source(engine.src, megabytes=3)
+    slow(engine, 1000)
+    seen = []
+    argvs = []
+    real_popen = subprocess.Popen
+
+    def spy(argv, *args, **kwargs):
+        argvs.append(list(argv))
+        return real_popen(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    run = run_backup(engine.host, progress=seen.append)
+
+    assert run.outcome == Outcome.SUCCESS, run.message
+    rsync = [a for a in argvs if a[0] == "rsync" and "--version" not in a]
+    assert len(rsync) == 1 and "--info=progress2" not in rsync[0], rsync
+    big = 3 * 1024 * 1024
+    during = [p.bytes for p in seen if 0 < p.bytes < big]
+    assert len(during) >= 3, seen  # about 3 s at 1,000 KB/s, a report every 0.5 s
+    assert during == sorted(during) and len(set(during)) == len(during), seen
+    assert all(a.bytes <= b.bytes and a.files <= b.files for a, b in pairwise(seen)), seen
+    assert (seen[-1].bytes, seen[-1].percent) == (big + 11, 100), seen
+    assert (run.progress_bytes, run.progress_percent) == (big + 11, 100)
+
+
+def test_a_full_backups_receiver_answers_the_progress_signal_after_each_file(engine, monkeypatch):
+    """The answers come from rsync's receiver (the client's forked child in a pull): the
+    file count moves while the files arrive, not only once rsync has finished."""
+    import pobsync_runner.backup as backup
+
+    monkeypatch.setattr(backup, "PROGRESS_INTERVAL_SECONDS", 0.5)
+    for i in range(200):
+        (engine.src / f"f{i:03}").write_bytes(os.urandom(10_000))
+    slow(engine, 1000)
+    seen = []
+
+    run = run_backup(engine.host, progress=seen.append)
+
+    assert run.outcome == Outcome.SUCCESS, run.message
+    midway = [p for p in seen if 0 < p.files < 200]
+    assert len(midway) >= 2, seen  # about 2 s at 1,000 KB/s
+    assert all(0 < p.percent < 100 and p.bytes < 2_000_000 for p in midway), seen
+    assert all(a.files <= b.files for a, b in pairwise(seen)), seen
+
+
+def test_an_incremental_keeps_progress2_so_its_percent_moves_within_a_file(engine, monkeypatch):
+    """An incremental prints --info=progress2 (an unchanged one receives nothing, so
+    only progress2's line per directory shows it moving): its percent moves while one
+    large file is received."""
+    import pobsync_runner.backup as backup
+
+    (engine.src / "first.txt").write_text("first\n")
+    assert run_backup(engine.host).outcome == Outcome.SUCCESS
     monkeypatch.setattr(backup, "PROGRESS_INTERVAL_SECONDS", 0.5)
     make_slow_source(engine.src, megabytes=2)
     slow(engine, 1000)
@@ -166,7 +227,7 @@ def test_it_reports_progress_on_the_run_while_rsync_works(engine, monkeypatch):
 
     run = run_backup(engine.host, progress=seen.append)
 
-    assert run.outcome == Outcome.SUCCESS
+    assert run.outcome == Outcome.SUCCESS, run.message
     assert len(seen) >= 2
     assert any(0 < p.percent < 100 for p in seen), seen
     assert seen[-1].percent == 100

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import threading
 import tracemalloc
 
@@ -190,3 +194,58 @@ def test_progress_by_signal_comes_every_poll_not_every_file_and_names_stay_unrea
     assert proc.parser.progress_seen < 50  # against 200 with a line per file
     assert list(proc.parser.changes) == []
     assert (result.stats.files_total, result.stats.bytes_total) == (200, 2_000_000)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rpartition(")")[2].split()[0]
+
+
+def test_the_receiver_is_rsyncs_own_child_seen_twice_never_its_ssh(tmp_path):
+    """_Receiver holds the client's child that runs the client's own program at two
+    polls in a row (rsync's forked receiver), never a child running another program
+    (its ssh, which the progress signal would kill), and reads what that child wrote."""
+    from pobsync_runner.rsync import _Receiver
+    from tests.engine.slow_transfer import wait_for
+
+    script = (
+        "import os, subprocess, sys, time\n"
+        "other = subprocess.Popen(['sleep', '60'])\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    sys.stdin.readline()\n"
+        "    with open(sys.argv[1], 'wb') as fh:\n"
+        "        fh.write(b'x' * 1_000_000)\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "print(other.pid, pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "out")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    receiver = _Receiver(parent.pid)
+    other = forked = None
+    try:
+        other, forked = (int(n) for n in parent.stdout.readline().split())
+        assert receiver.find() is False  # seen once: it might be about to exec
+        assert receiver.find() is True
+        assert os.readlink(f"/proc/self/fd/{receiver.procfd}") == f"/proc/{forked}"
+        before = receiver.written()
+        parent.stdin.write("go\n")
+        parent.stdin.flush()
+        assert wait_for(lambda: (receiver.written() or 0) >= before + 1_000_000, timeout=10)
+        receiver.ask()  # a plain Python child dies of the signal: it reached the child
+        assert wait_for(lambda: _state(forked) == "Z", timeout=10)
+        assert _state(other) != "Z"  # the other program was never signalled
+    finally:
+        receiver.close()
+        for pid in (other, forked):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()

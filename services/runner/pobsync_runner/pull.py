@@ -24,6 +24,7 @@ from pobsync_runner.rsync import (
     STDERR_TAIL_LINES,
     RsyncProcess,
     RsyncResult,
+    backup_progress_by_signal,
     finished_progress,
     rsync_argv,
 )
@@ -89,14 +90,16 @@ def _relative(
 ) -> Pulled:
     """All sources in one rsync, each at its full path (`--relative`)."""
     transfer_log = transfer_logs(spec, staged)[0]
+    by_signal = backup_progress_by_signal(base_dir)
     argv = rsync_argv(
         spec,
         staged.staging,
         link_dest=base_dir,
         seeded=staged.seed is not None,
         transfer_log=transfer_log,
+        progress_by_signal=by_signal,
     )
-    proc = RsyncProcess(argv, pass_fds=_lock_fds(lock))
+    proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), progress_by_signal=by_signal)
     result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
     return Pulled(_settled_progress(result), [(transfer_log, b"")])
 

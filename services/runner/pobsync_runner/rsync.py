@@ -77,6 +77,20 @@ def progress_args(by_signal: bool) -> list[str]:
     return ["--no-human-readable"] + ([] if by_signal else ["--info=progress2"])
 
 
+def backup_progress_by_signal(link_dest: Path | None) -> bool:
+    """Whether a backup's rsync is asked for progress by signal instead of printing
+    --info=progress2's line per file.
+
+    A full backup (no base) receives every file, so progress2 costs it a line per file
+    that rsync formats and writes and the runner reads: asked by signal, rsync answers
+    after the file it is on, and RsyncProcess adds the bytes its receiver wrote since
+    (/proc/PID/io), so one large file still shows progress. An incremental keeps
+    progress2: rsync answers a signal only after a file it received, and an unchanged
+    incremental receives none, so only progress2's line per directory checked shows it
+    moving; what it receives is a few files, a line each."""
+    return link_dest is None and progress_on_signal()
+
+
 def rsync_argv(
     spec: HostSpec,
     dest: Path,
@@ -85,6 +99,7 @@ def rsync_argv(
     seeded: bool = False,
     transfer_log: Path | None = None,
     pull: SourcePull | None = None,
+    progress_by_signal: bool = False,
 ) -> list[str]:
     """The full rsync command for one snapshot run (or, with `pull`, for one source of
     it pulled beside its base: pobsync_runner.beside_base; dest and link_dest are then
@@ -94,6 +109,8 @@ def rsync_argv(
     delete what is no longer on the source (or is now excluded) to make it exact.
     `transfer_log`: where rsync writes each transferred file's checksum (the manifest's
     source; pobsync_runner.manifest), outside the snapshot so --delete-excluded spares it.
+    `progress_by_signal`: no progress line per file; RsyncProcess asks for it by signal
+    (backup_progress_by_signal says when a backup does).
     """
     argv = [
         "rsync",
@@ -107,10 +124,7 @@ def rsync_argv(
         "--modify-window=-1",
         "--relative",
         f"--timeout={spec.rsync_timeout}",
-        # A line per file: rsync answers a progress signal only after a file it
-        # received (an unchanged incremental receives none), never within one (a
-        # large file of a full backup would show no progress for its whole transfer).
-        *progress_args(by_signal=False),
+        *progress_args(progress_by_signal),
         "--stats",
         "--rsh",
         rsync_rsh(spec.ssh),
@@ -282,6 +296,106 @@ def _exited_within(proc: subprocess.Popen, pidfd: int | None, timeout: float) ->
     return True
 
 
+class _Receiver:
+    """The client rsync's forked child, which receives the files of a pull: it answers a
+    progress signal (the client's own process only generates), and its written bytes in
+    /proc/PID/io show a large file's progress between answers. Held by pidfd and by its
+    /proc directory, so a reused pid is never signalled or read.
+
+    A child counts as rsync's own only when it runs rsync's program at two polls in a
+    row: a child about to exec ssh runs it too, for the instant between its fork and
+    its exec, and ssh would die of the signal."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.pidfd: int | None = None
+        self.procfd: int | None = None
+        self._candidates: set[int] = set()
+
+    def find(self) -> bool:
+        """Look for it (until found); True once held."""
+        if self.pidfd is not None:
+            return True
+        try:
+            exe = os.readlink(f"/proc/{self.pid}/exe")
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as fh:
+                children = [int(k) for k in fh.read().split()]
+        except (OSError, ValueError):
+            return False
+        same = set()
+        for child in children:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{child}/exe") == exe:
+                    same.add(child)
+        seen_twice, self._candidates = same & self._candidates, same
+        for child in sorted(seen_twice):
+            try:
+                pidfd = os.pidfd_open(child)
+            except (AttributeError, OSError):
+                continue
+            try:
+                procfd = os.open(f"/proc/{child}", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                os.close(pidfd)
+                continue
+            self.pidfd, self.procfd = pidfd, procfd
+            return True
+        return False
+
+    def ask(self) -> None:
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, PROGRESS_SIGNAL)
+
+    def written(self) -> int | None:
+        """Bytes it has written so far (files, its log lines), or None."""
+        if self.procfd is None:
+            return None
+        try:
+            fd = os.open("io", os.O_RDONLY, dir_fd=self.procfd)
+            try:
+                text = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+        except OSError:
+            return None
+        m = re.search(rb"^wchar:\s*(\d+)", text, re.MULTILINE)
+        return int(m.group(1)) if m else None
+
+    def close(self) -> None:
+        for fd in (self.pidfd, self.procfd):
+            if fd is not None:
+                os.close(fd)
+        self.pidfd = self.procfd = None
+
+
+class _SignalledProgress:
+    """Progress asked by signal: the latest answer's figures, its bytes moved on by what
+    the receiver wrote since the poll that first saw that answer (less than it really
+    wrote in between, never more but for its few log lines), never going back."""
+
+    def __init__(self) -> None:
+        self.shown = Progress()
+        self._answer = -1
+        self._anchor: int | None = None
+
+    def update(self, parser: OutputParser, written: int | None) -> Progress:
+        """Called every poll, with the receiver's written bytes when it is known."""
+        answer = parser.progress
+        if parser.progress_seen != self._answer:  # before the first answer: all it wrote
+            self._answer = parser.progress_seen
+            self._anchor = written if self._answer else 0
+        extra = 0
+        if written is not None and self._anchor is not None:
+            extra = max(0, written - self._anchor)
+        self.shown = Progress(
+            max(answer.bytes + extra, self.shown.bytes),
+            answer.percent,
+            max(answer.files, self.shown.files),
+        )
+        return self.shown
+
+
 class RsyncProcess:
     """One running rsync. Call run(); progress callbacks happen on the calling thread."""
 
@@ -333,8 +447,10 @@ class RsyncProcess:
         for reader in readers:
             reader.start()
         stopped = False
-        last_report, seen = time.monotonic(), 0
+        last_report, shown = time.monotonic(), Progress()
         pidfd = _pidfd(self.proc.pid)
+        receiver = _Receiver(self.proc.pid)
+        signalled = _SignalledProgress()
         try:
             while True:
                 if _exited_within(self.proc, pidfd, poll_interval):
@@ -343,20 +459,30 @@ class RsyncProcess:
                     stopped = True
                     self.kill()
                     break
+                current = None
                 if self.progress_by_signal:
-                    # rsync itself only: its ssh would die of the signal.
+                    # rsync's own processes only: its ssh would die of the signal. The
+                    # client answers when it sends, its receiver child when it pulls.
                     with contextlib.suppress(ProcessLookupError):
                         self.proc.send_signal(PROGRESS_SIGNAL)
+                    written = None
+                    if receiver.find():
+                        receiver.ask()
+                        written = receiver.written()
+                    current = signalled.update(self.parser, written)
                 now = time.monotonic()
                 if on_progress and now - last_report >= progress_interval:
-                    if self.parser.progress_seen != seen:
-                        seen = self.parser.progress_seen
-                        on_progress(self.parser.progress)
+                    if current is None:
+                        current = self.parser.progress
+                    if current != shown:
+                        shown = current
+                        on_progress(current)
                     last_report = now
         except BaseException:
             self.kill()
             raise
         finally:
+            receiver.close()
             if pidfd is not None:
                 os.close(pidfd)
             self._exited.set()
@@ -372,7 +498,7 @@ class RsyncProcess:
             stats=stats,
             stderr_tail=list(self.stderr_tail),
             stopped=stopped,
-            progress=self.parser.progress,
+            progress=signalled.shown if self.progress_by_signal else self.parser.progress,
         )
 
     def kill(self) -> None:
