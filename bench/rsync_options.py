@@ -120,8 +120,9 @@ def run(args, work: Path, server) -> int:
                 lambda d, log, i=i: [o for _, opts in groups(spec, d, log)[: i + 1] for o in opts]
             )
         steps["all + --info=progress2"] = contender(
-            lambda d, log: [o for _, opts in groups(spec, d, log) for o in opts]
-            + ["--info=progress2"]
+            lambda d, log: (
+                [o for _, opts in groups(spec, d, log) for o in opts] + ["--info=progress2"]
+            )
         )
         steps["all, %C on stdout"] = contender(
             lambda d, log: (

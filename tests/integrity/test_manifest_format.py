@@ -182,7 +182,7 @@ def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(
         target = staging / os.fsdecode(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(b"x" * 5)
-        changed[path] = (5, "ab" * 16)
+        changed[path] = (5, b"ab" * 16)
     expected = {e.path: e for e in read(base)}
     for path in changed:
         st = os.lstat(staging / os.fsdecode(path))
@@ -326,3 +326,87 @@ def test_the_existing_objects_are_frozen_only_while_manifest_work_runs(tmp_path)
         integrity.hash_file = real
     assert report.files_read == 1 and seen and seen[0] > 0
     assert gc.get_freeze_count() == 0 and gc.isenabled()
+
+
+def _reference_log(data: bytes) -> tuple[str | None, list[tuple[bytes, ...]], bool]:
+    """rsync's log read line by line, the plain way: (first algorithm, items, damaged)."""
+    import io
+    import re
+
+    item = re.compile(rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|")
+    algo = re.compile(rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)\s*$")
+    algorithm, items, damaged = None, [], False
+    for line in io.BytesIO(data):  # lines end at \n only, as in a file
+        if not item.match(line):
+            m = algo.search(line)
+            if m and algorithm is None:
+                algorithm = m.group(1).decode()
+            continue
+        parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
+        if len(parts) == 4:
+            items.append(tuple(parts))
+        else:
+            damaged = True
+    return algorithm, items, damaged
+
+
+@pytest.mark.parametrize("block", [7, 100, 1 << 20])
+@pytest.mark.parametrize("seed", range(8))
+def test_the_log_read_in_blocks_is_the_log_read_line_by_line(tmp_path, seed, block, monkeypatch):
+    """rsync's log parsed a block at a time (regular expressions over whole lines) gives
+    the items and the algorithm a line-by-line reading gives, whatever the block size;
+    a damaged item line is seen, and a name that holds the marker counts as damage
+    (carry_over then leaves the manifest to the walk); a name that reads like the
+    algorithm's line never sets the algorithm."""
+    import random
+
+    import pobsync_runner.manifest_build as build
+
+    monkeypatch.setattr(build, "LOG_BLOCK", block)
+    rng = random.Random(seed)
+    stamp = b"2026/12/01 05:36:31 [%d] "
+    odd = [
+        b"plain",
+        b"with|bars|in|it",
+        b"esc\\#011aped",
+        b"x [9] Client negotiated checksum: md5",
+        b"\xff\xfe",
+        b"trailing \r",
+    ]
+    lines = []
+    if rng.random() < 0.8:
+        lines.append(
+            stamp % 1 + b"Client negotiated checksum: %s\n" % rng.choice([b"xxh128", b"md5"])
+        )
+    for i in range(rng.randrange(1, 60)):
+        kind = rng.random()
+        name = b"d%d/%s%d" % (i % 3, rng.choice(odd), i)
+        if kind < 0.8:
+            flags = rng.choice([b">f+++++++++", b"cf......", b"cd+++++++++", b">f.st......"])
+            lines.append(stamp % 2 + b"@pobsync|%s|%d|%032x|%s\n" % (flags, i, i, name))
+        elif kind < 0.9:
+            lines.append(stamp % 2 + b"rsync: [receiver] something about %s\n" % name)
+        elif kind < 0.95 and seed % 2:
+            lines.append(stamp % 2 + b"@pobsync|>f+++|%d\n" % i)  # damaged
+        elif seed % 4 == 3:
+            lines.append(stamp % 2 + b"@pobsync|>f+++|1|%032x|n] @pobsync|x\n" % i)
+    data = b"".join(lines)
+    if rng.random() < 0.3 and data:
+        data = data[:-1]  # the last line unterminated
+    log = tmp_path / "t.log"
+    log.write_bytes(data)
+
+    algorithm, items, damaged = _reference_log(data)
+    damaged = damaged or data.count(b"] @pobsync|") != len(items)
+    blocks = list(build._log_blocks(log))
+    assert [i for _, got, _ in blocks for i in got] == items
+    assert next((a for a, _, _ in blocks if a), None) == algorithm
+    assert any(d for _, _, d in blocks) == damaged
+    logged = build._logged_files([(log, b"p/")])
+    if damaged:
+        assert logged is None
+    else:
+        assert logged is not None
+        files = [i for i in items if i[0][1:2] == b"f"]
+        assert logged[1] == algorithm
+        assert sorted(logged[0]) == sorted(b"p/" + build._unescape_rsync(i[3]) for i in files)

@@ -129,13 +129,12 @@ class Entry(NamedTuple):
     checksum: str  # lowercase hex, or UNKNOWN
 
     def line(self) -> bytes:
-        return b"%s\t%d\t%d\t%d\t%s\n" % (
-            self.checksum.encode(),
-            self.size,
-            self.mtime_ns,
-            self.inode,
-            escape_path(self.path),
-        )
+        return line_of(self.checksum.encode(), self.size, self.mtime_ns, self.inode, self.path)
+
+
+def line_of(checksum: bytes, size: int, mtime_ns: int, inode: int, path: bytes) -> bytes:
+    """One manifest line (Entry.line without building an Entry)."""
+    return b"%s\t%d\t%d\t%d\t%s\n" % (checksum, size, mtime_ns, inode, escape_path(path))
 
 
 class ManifestError(Exception):
@@ -171,6 +170,12 @@ class ManifestWriter:
         self._fh.write(line)
         self.count += 1
         self.known += known
+
+    def write_lines(self, lines: list[bytes], first_path: bytes, last_path: bytes) -> None:
+        """Lines in manifest form for paths in increasing order, first_path to last_path."""
+        if self._last is not None and first_path <= self._last:
+            raise ValueError("manifest entries must come in increasing path order")
+        self.write_block(b"".join(lines), last_path)
 
     def write_block(self, block: bytes, last_path: bytes | None) -> None:
         """Whole lines already in manifest form and in order (a run of the base's), the

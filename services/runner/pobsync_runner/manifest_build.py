@@ -37,6 +37,7 @@ from pobsync_runner.manifest import (
     ManifestReader,
     ManifestWriter,
     existing_objects_frozen,
+    line_of,
     open_manifest,
     unescape_path,
     walk_entries,
@@ -45,8 +46,14 @@ from pobsync_runner.safe_read import DirCursor
 
 # rsync's log line: "2026/11/30 02:55:01 [16890] " then our format.
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
-_LOG_LINE = re.compile(rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|")
-_LOG_ALGO = re.compile(rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)\s*$")
+_LOG_PREFIX = rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|"
+_LOG_ITEM_AT = re.compile(_LOG_PREFIX, re.MULTILINE)
+_LOG_MARK = b"] @pobsync|"
+_LOG_ITEMS = re.compile(_LOG_PREFIX + rb"([^|\n]*)\|([^|\n]*)\|([^|\n]*)\|(.*)$", re.MULTILINE)
+_LOG_ALGOS = re.compile(
+    rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$", re.MULTILINE
+)
+LOG_BLOCK = 1 << 20
 _RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
 
 
@@ -66,21 +73,43 @@ class TransferLog:
 
 
 def _unescape_rsync(name: bytes) -> bytes:
+    if b"\\#" not in name:
+        return name
     return _RSYNC_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), name)
 
 
-def _log_items(log_path: Path) -> Iterator[str | tuple[bytes, ...] | None]:
-    """rsync's log, line by line: an item as (iflags, size, checksum, name as logged), the
-    name of a negotiated checksum algorithm (a str), or None for a damaged item line."""
+def _log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, ...]], bool]]:
+    """rsync's log in blocks of whole lines, each as (the first checksum algorithm a line
+    of it names, its items as (iflags, size, checksum, name as logged), whether one of
+    its item lines is damaged and left out). Parsed a block at a time by regular
+    expressions (in C: this runs once per file of a full backup)."""
     with open(log_path, "rb") as src:
-        for line in src:
-            if not _LOG_LINE.match(line):
-                m = _LOG_ALGO.search(line)
-                if m:
-                    yield m.group(1).decode()
-                continue
-            parts = line[line.index(b"@pobsync|") + 9 :].rstrip(b"\n").split(b"|", 3)
-            yield tuple(parts) if len(parts) == 4 else None
+        pending = b""
+        while True:
+            chunk = src.read(LOG_BLOCK)
+            block = pending + chunk
+            if chunk:
+                cut = block.rfind(b"\n") + 1
+                block, pending = block[:cut], block[cut:]
+            if block:
+                items = _LOG_ITEMS.findall(block)
+                # Every item line holds the marker once, so more markers than items
+                # means a damaged item line (or a name holding the marker: taken as
+                # damaged too, which costs carry_over its shortcut, nothing more).
+                damaged = len(items) != block.count(_LOG_MARK)
+                yield _block_algorithm(block), items, damaged
+            if not chunk:
+                return
+
+
+def _block_algorithm(block: bytes) -> str | None:
+    """The first algorithm a line of `block` names that is not an item line (a file's
+    name can say anything)."""
+    for m in _LOG_ALGOS.finditer(block):
+        start = block.rfind(b"\n", 0, m.start()) + 1
+        if not _LOG_ITEM_AT.match(block, start):
+            return m.group(1).decode()
+    return None
 
 
 def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferLog:
@@ -93,19 +122,15 @@ def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferL
     records = 0
     fd, unsorted = tempfile.mkstemp(prefix="transfer.", dir=workdir)
     with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-        for item in _log_items(log_path):
-            if isinstance(item, str):
-                algorithm = algorithm or item
-                continue
-            if item is None:
-                continue
-            iflags, size, checksum, name = item
-            checksum = checksum.strip()
-            if not iflags.startswith(b">f") or not _HEX.match(checksum) or not size.isdigit():
-                continue
-            raw = prefix + _unescape_rsync(name)
-            out.write(b"%s\t%s\t%s\n" % (raw.hex().encode(), size, checksum))
-            records += 1
+        for named, items, _damaged in _log_blocks(log_path):  # a damaged line: no record
+            algorithm = algorithm or named
+            for iflags, size, checksum, name in items:
+                checksum = checksum.strip()
+                if not iflags.startswith(b">f") or not _HEX.match(checksum) or not size.isdigit():
+                    continue
+                raw = prefix + _unescape_rsync(name)
+                out.write(b"%s\t%s\t%s\n" % (raw.hex().encode(), size, checksum))
+                records += 1
     if records == 0:
         os.unlink(unsorted)
         return TransferLog(algorithm, 0, None)
@@ -338,29 +363,28 @@ def carry_over(
 
 def _logged_files(
     transfer_logs: Sequence[tuple[Path, bytes]],
-) -> tuple[dict[bytes, tuple[int, str]], str | None] | None:
-    """{raw path: (size, checksum or UNKNOWN)} of the regular files rsync logged, and the
-    algorithm every log names; None when carry_over cannot go on."""
-    changed: dict[bytes, tuple[int, str]] = {}
+) -> tuple[dict[bytes, tuple[int, bytes]], str | None] | None:
+    """{raw path: (size, checksum or UNKNOWN, as bytes)} of the regular files rsync
+    logged, and the algorithm every log names; None when carry_over cannot go on. At
+    most CARRY_MAX_CHANGED (and one block's) are held."""
+    changed: dict[bytes, tuple[int, bytes]] = {}
     algorithms: set[str | None] = set()
     for transfer_log, prefix in transfer_logs:
         algorithm = None
-        for item in _log_items(transfer_log):
-            if isinstance(item, str):
-                algorithm = algorithm or item
-                continue
-            if item is None:
+        for named, items, damaged in _log_blocks(transfer_log):
+            if damaged:
                 return None
-            iflags, size, checksum, name = item
-            if iflags[1:2] != b"f":
-                continue  # a directory, symlink or device: not in the manifest
-            raw = prefix + _unescape_rsync(name)
-            if iflags[:1] not in (b">", b"c") or raw in changed:
-                return None  # a hard link between new files; an ambiguous name
-            checksum = checksum.strip()
-            known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
-            changed[raw] = (int(size) if size.isdigit() else -1,
-                            checksum.decode() if known else UNKNOWN)  # fmt: skip
+            algorithm = algorithm or named
+            for iflags, size, checksum, name in items:
+                if iflags[1:2] != b"f":
+                    continue  # a directory, symlink or device: not in the manifest
+                raw = prefix + _unescape_rsync(name)
+                if iflags[:1] not in (b">", b"c") or raw in changed:
+                    return None  # a hard link between new files; an ambiguous name
+                checksum = checksum.strip()
+                known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
+                changed[raw] = (int(size) if size.isdigit() else -1,
+                                checksum if known else _UNKNOWN)  # fmt: skip
             if len(changed) > CARRY_MAX_CHANGED:
                 return None
         algorithms.add(algorithm)
@@ -387,25 +411,42 @@ def _patched(
     staging: Path,
     algorithm: str,
     base: ManifestReader | None,
-    changed: dict[bytes, tuple[int, str]],
+    changed: dict[bytes, tuple[int, bytes]],
     regular_files: int,
 ) -> bool:
     """The base's lines in order, each logged file's own line in its place (stat()ed: it
     is a new inode), the logged files the base lacks inserted; kept only when the count
     is rsync's. The base manifest is not read line by line: each logged path's place is
     found by bisection and the lines between are copied as they are, so a nightly run
-    that changed a few files costs their number, not the snapshot's."""
+    that changed a few files costs their number, not the snapshot's. The logged files'
+    lines go out in runs (a full backup's are all one run), with no object per file."""
     lines = _BaseLines(base) if base is not None else None
+    run: list[bytes] = []
+    first = prev = b""  # the run's first and last paths
     with closing(DirCursor(staging)) as cursor:
         writer = ManifestWriter(staging, algorithm)
         try:
             for path in sorted(changed):
-                if lines is not None and not lines.copy_until(path, writer):
+                if lines is not None:
+                    if run:
+                        writer.write_lines(run, first, prev)
+                        run = []
+                    if not lines.copy_until(path, writer):
+                        writer.abort()
+                        return False
+                line = _logged_line(cursor, path, changed[path])
+                if line is None:
                     writer.abort()
                     return False
-                if not _write_logged(writer, cursor, path, changed[path]):
-                    writer.abort()
-                    return False
+                if not run:
+                    first = path
+                run.append(line)
+                prev = path
+                if len(run) >= _RUN_LINES:
+                    writer.write_lines(run, first, prev)
+                    run = []
+            if run:
+                writer.write_lines(run, first, prev)
             if lines is not None:
                 lines.copy_rest(writer)
             if writer.count != regular_files:
@@ -416,6 +457,9 @@ def _patched(
             writer.abort()
             raise
     return True
+
+
+_RUN_LINES = 4096
 
 
 class _BaseLines:
@@ -494,20 +538,22 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
-def _write_logged(writer: ManifestWriter, cursor: DirCursor, path: bytes, logged) -> bool:
+def _logged_line(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> bytes | None:
     """The logged file's line, stat()ed through its directory's descriptor (no path walk
-    per file, no symlink followed); False when it is not there as a regular file."""
+    per file, no symlink followed); None when it is not there as a regular file."""
     size, checksum = logged
     try:
         _, st = cursor.lstat(path)
     except OSError:
-        return False
+        return None
     if not stat.S_ISREG(st.st_mode):
-        return False
+        return None
     if st.st_size != size:
-        checksum = UNKNOWN
-    writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, checksum))
-    return True
+        checksum = _UNKNOWN
+    return line_of(checksum, st.st_size, st.st_mtime_ns, st.st_ino, path)
+
+
+_UNKNOWN = UNKNOWN.encode()
 
 
 def _trailer_count(fh) -> int | None:
