@@ -86,8 +86,8 @@ def main() -> int:
 def run(args, work: Path, server) -> int:
     from pobsync_models.models import Host
     from pobsync_models.specs import host_spec
-    from pobsync_runner.manifest_build import LOG_FORMAT
     from pobsync_runner.ssh import remote_prefix, rsync_rsh
+    from pobsync_runner.transfer_log import LOG_FORMAT
 
     (work / "backups").mkdir()
     config = configure_site(work / "backups", server)

@@ -360,7 +360,7 @@ def test_the_log_read_in_blocks_is_the_log_read_line_by_line(tmp_path, seed, blo
     algorithm's line never sets the algorithm."""
     import random
 
-    import pobsync_runner.manifest_build as build
+    import pobsync_runner.transfer_log as build
 
     monkeypatch.setattr(build, "LOG_BLOCK", block)
     rng = random.Random(seed)
@@ -398,15 +398,15 @@ def test_the_log_read_in_blocks_is_the_log_read_line_by_line(tmp_path, seed, blo
 
     algorithm, items, damaged = _reference_log(data)
     damaged = damaged or data.count(b"] @pobsync|") != len(items)
-    blocks = list(build._log_blocks(log))
+    blocks = list(build.log_blocks(log))
     assert [i for _, got, _ in blocks for i in got] == items
     assert next((a for a, _, _ in blocks if a), None) == algorithm
     assert any(d for _, _, d in blocks) == damaged
-    logged = build._logged_files([(log, b"p/")])
+    logged = build.logged_files([(log, b"p/")], 10**6)
     if damaged:
         assert logged is None
     else:
         assert logged is not None
         files = [i for i in items if i[0][1:2] == b"f"]
         assert logged[1] == algorithm
-        assert sorted(logged[0]) == sorted(b"p/" + build._unescape_rsync(i[3]) for i in files)
+        assert sorted(logged[0]) == sorted(b"p/" + build.unescape_rsync(i[3]) for i in files)

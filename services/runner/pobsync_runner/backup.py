@@ -281,6 +281,7 @@ def _conclude(
         staged.base,
         pulled.logs,
         regular_files=result.stats.files_total if vouched else None,
+        follower=pulled.follower,
     )
     try:
         _db(lambda: commit(staged, code, result.stats, now))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import re
 import shutil
 import stat
 import subprocess
@@ -43,26 +42,16 @@ from pobsync_runner.manifest import (
     walk_entries,
 )
 from pobsync_runner.safe_read import DirCursor
-
-# rsync's log line: "2026/11/30 02:55:01 [16890] " then our format.
-LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
-_LOG_PREFIX = rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|"
-_LOG_ITEM_AT = re.compile(_LOG_PREFIX, re.MULTILINE)
-_LOG_MARK = b"] @pobsync|"
-_LOG_ITEMS = re.compile(_LOG_PREFIX + rb"([^|\n]*)\|([^|\n]*)\|([^|\n]*)\|(.*)$", re.MULTILINE)
-_LOG_ALGOS = re.compile(
-    rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$", re.MULTILINE
+from pobsync_runner.transfer_log import (
+    UNKNOWN_BYTES,
+    LogFollower,
+    Logged,
+    log_blocks,
+    logged_files,
+    unescape_rsync,
 )
-LOG_BLOCK = 1 << 20
-_RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
-
 
 # -- rsync's transfer log ---------------------------------------------------------------
-
-
-def transfer_log_args(log_path: Path) -> list[str]:
-    """rsync options that make it write each transferred file's checksum to `log_path`."""
-    return [f"--log-file={log_path}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"]
 
 
 @dataclass
@@ -70,46 +59,6 @@ class TransferLog:
     algorithm: str | None  # what rsync negotiated, if it said
     records: int  # transferred regular files with a checksum
     sorted_path: Path | None  # "<hex path>\t<size>\t<checksum>" lines in path order
-
-
-def _unescape_rsync(name: bytes) -> bytes:
-    if b"\\#" not in name:
-        return name
-    return _RSYNC_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), name)
-
-
-def _log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, ...]], bool]]:
-    """rsync's log in blocks of whole lines, each as (the first checksum algorithm a line
-    of it names, its items as (iflags, size, checksum, name as logged), whether one of
-    its item lines is damaged and left out). Parsed a block at a time by regular
-    expressions (in C: this runs once per file of a full backup)."""
-    with open(log_path, "rb") as src:
-        pending = b""
-        while True:
-            chunk = src.read(LOG_BLOCK)
-            block = pending + chunk
-            if chunk:
-                cut = block.rfind(b"\n") + 1
-                block, pending = block[:cut], block[cut:]
-            if block:
-                items = _LOG_ITEMS.findall(block)
-                # Every item line holds the marker once, so more markers than items
-                # means a damaged item line (or a name holding the marker: taken as
-                # damaged too, which costs carry_over its shortcut, nothing more).
-                damaged = len(items) != block.count(_LOG_MARK)
-                yield _block_algorithm(block), items, damaged
-            if not chunk:
-                return
-
-
-def _block_algorithm(block: bytes) -> str | None:
-    """The first algorithm a line of `block` names that is not an item line (a file's
-    name can say anything)."""
-    for m in _LOG_ALGOS.finditer(block):
-        start = block.rfind(b"\n", 0, m.start()) + 1
-        if not _LOG_ITEM_AT.match(block, start):
-            return m.group(1).decode()
-    return None
 
 
 def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferLog:
@@ -122,13 +71,13 @@ def read_transfer_log(log_path: Path, prefix: bytes, workdir: Path) -> TransferL
     records = 0
     fd, unsorted = tempfile.mkstemp(prefix="transfer.", dir=workdir)
     with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-        for named, items, _damaged in _log_blocks(log_path):  # a damaged line: no record
+        for named, items, _damaged in log_blocks(log_path):  # a damaged line: no record
             algorithm = algorithm or named
             for iflags, size, checksum, name in items:
                 checksum = checksum.strip()
                 if not iflags.startswith(b">f") or not _HEX.match(checksum) or not size.isdigit():
                     continue
-                raw = prefix + _unescape_rsync(name)
+                raw = prefix + unescape_rsync(name)
                 out.write(b"%s\t%s\t%s\n" % (raw.hex().encode(), size, checksum))
                 records += 1
     if records == 0:
@@ -279,17 +228,13 @@ def _merge(
         writer.write(Entry(path, st.st_size, st.st_mtime_ns, st.st_ino, checksum))
 
 
-def transfer_log_path(host_dir: Path, name: str) -> Path:
-    """Beside the snapshot, not in it: a seeded run's --delete-excluded would delete it."""
-    return host_dir / f".{name}.transfer.log"
-
-
 def write_snapshot_manifest(
     staging: Path,
     base,
     transfer_logs: Sequence[tuple[Path, bytes]],
     *,
     regular_files: int | None = None,
+    follower: LogFollower | None = None,
 ) -> str:  # base: record
     """The backup's step before the commit point. Returns "" or a note for the run: a
     manifest that cannot be written never fails the backup (verify builds it later).
@@ -298,13 +243,14 @@ def write_snapshot_manifest(
     regular_files: rsync's count of regular files, given only when rsync exited 0 into a
     fresh staging directory with no option that skips listed files: then an incremental's
     manifest is the base's with the logged files' lines changed (carry_over), with no walk
-    at all."""
+    at all. follower: what followed a full backup's log while rsync ran (pull), whose
+    work carry_over then need not do again."""
     logs = [(path, prefix) for path, prefix in transfer_logs if path.exists()]
     base_dir = Path(base.path) if base is not None else None
     try:
         with existing_objects_frozen():
             if regular_files is not None and logs:
-                if carry_over(staging, base_dir, logs, regular_files):
+                if carry_over(staging, base_dir, logs, regular_files, follower):
                     return ""
             build_manifest(staging, transfer_logs=logs, base_dir=base_dir)
     except (OSError, ValueError, subprocess.CalledProcessError) as exc:
@@ -320,6 +266,7 @@ def carry_over(
     base_dir: Path | None,
     transfer_logs: Sequence[tuple[Path, bytes]],
     regular_files: int,
+    follower: LogFollower | None = None,
 ) -> bool:
     """Write the new snapshot's manifest as the base's, with the lines of the files rsync
     logged replaced or added; False (nothing written) when that cannot be shown exact,
@@ -336,15 +283,24 @@ def carry_over(
     made between two new files, with -H). With nothing logged the base's file is copied
     byte for byte; without a base (a full backup) every file was received and is logged.
     At most CARRY_MAX_CHANGED logged files are held in memory: beyond, the walk.
+
+    `follower`, given for a full backup's one log: its files, algorithm and the stat()s
+    it made while rsync ran stand in for reading the log again.
     """
     if (staging / DUMPS_DIR).exists():
         return False
-    logged = _logged_files(transfer_logs)
+    early = None
+    if follower is not None and base_dir is None and len(transfer_logs) == 1:
+        followed = follower.followed()
+        logged = None if followed is None else followed[:2]
+        early = None if followed is None else followed[2]
+    else:
+        logged = logged_files(transfer_logs, CARRY_MAX_CHANGED)
     if logged is None or logged[1] not in ALGORITHMS:
         return False
     changed, algorithm = logged
     if base_dir is None:  # a full backup: every file was received, so logged
-        return _patched(staging, algorithm, None, changed, regular_files)
+        return _patched(staging, algorithm, None, changed, regular_files, early)
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
@@ -359,38 +315,6 @@ def carry_over(
         return _patched(staging, algorithm, reader, changed, regular_files)
     finally:
         reader.close()
-
-
-def _logged_files(
-    transfer_logs: Sequence[tuple[Path, bytes]],
-) -> tuple[dict[bytes, tuple[int, bytes]], str | None] | None:
-    """{raw path: (size, checksum or UNKNOWN, as bytes)} of the regular files rsync
-    logged, and the algorithm every log names; None when carry_over cannot go on. At
-    most CARRY_MAX_CHANGED (and one block's) are held."""
-    changed: dict[bytes, tuple[int, bytes]] = {}
-    algorithms: set[str | None] = set()
-    for transfer_log, prefix in transfer_logs:
-        algorithm = None
-        for named, items, damaged in _log_blocks(transfer_log):
-            if damaged:
-                return None
-            algorithm = algorithm or named
-            for iflags, size, checksum, name in items:
-                if iflags[1:2] != b"f":
-                    continue  # a directory, symlink or device: not in the manifest
-                raw = prefix + _unescape_rsync(name)
-                if iflags[:1] not in (b">", b"c") or raw in changed:
-                    return None  # a hard link between new files; an ambiguous name
-                checksum = checksum.strip()
-                known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
-                changed[raw] = (int(size) if size.isdigit() else -1,
-                                checksum if known else _UNKNOWN)  # fmt: skip
-            if len(changed) > CARRY_MAX_CHANGED:
-                return None
-        algorithms.add(algorithm)
-    if len(algorithms) != 1:
-        return None
-    return changed, algorithms.pop()
 
 
 def _copy_manifest(reader: ManifestReader, staging: Path) -> bool:
@@ -411,15 +335,20 @@ def _patched(
     staging: Path,
     algorithm: str,
     base: ManifestReader | None,
-    changed: dict[bytes, tuple[int, bytes]],
+    changed: Logged,
     regular_files: int,
+    early: dict[bytes, tuple[int, int, int]] | None = None,
 ) -> bool:
     """The base's lines in order, each logged file's own line in its place (stat()ed: it
     is a new inode), the logged files the base lacks inserted; kept only when the count
     is rsync's. The base manifest is not read line by line: each logged path's place is
     found by bisection and the lines between are copied as they are, so a nightly run
     that changed a few files costs their number, not the snapshot's. The logged files'
-    lines go out in runs (a full backup's are all one run), with no object per file."""
+    lines go out in runs (a full backup's are all one run), with no object per file.
+
+    early: (size, mtime_ns, inode) stat()ed while rsync ran (LogFollower); one is used
+    only while the directory's listing still names that inode there (one getdents per
+    directory instead of a stat per file), else the file is stat()ed now."""
     lines = _BaseLines(base) if base is not None else None
     run: list[bytes] = []
     first = prev = b""  # the run's first and last paths
@@ -434,7 +363,8 @@ def _patched(
                     if not lines.copy_until(path, writer):
                         writer.abort()
                         return False
-                line = _logged_line(cursor, path, changed[path])
+                line = _early_line(cursor, path, changed[path], early) if early else None
+                line = line or _logged_line(cursor, path, changed[path])
                 if line is None:
                     writer.abort()
                     return False
@@ -538,6 +468,26 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
+def _early_line(
+    cursor: DirCursor, path: bytes, logged: tuple[int, bytes], early: dict
+) -> bytes | None:
+    """The logged file's line from its early stat(), if its directory still lists that
+    inode under its name (a file replaced since would show another)."""
+    seen = early.get(path)
+    if seen is None:
+        return None
+    size, mtime_ns, inode = seen
+    parent, _, name = path.rpartition(b"/")
+    try:
+        listed = cursor.listed(parent, name)[1]
+    except OSError:
+        return None
+    if listed is None or not listed[2] or listed[1] != inode:
+        return None
+    checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
+    return line_of(checksum, size, mtime_ns, inode, path)
+
+
 def _logged_line(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> bytes | None:
     """The logged file's line, stat()ed through its directory's descriptor (no path walk
     per file, no symlink followed); None when it is not there as a regular file."""
@@ -549,11 +499,8 @@ def _logged_line(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> b
     if not stat.S_ISREG(st.st_mode):
         return None
     if st.st_size != size:
-        checksum = _UNKNOWN
+        checksum = UNKNOWN_BYTES
     return line_of(checksum, st.st_size, st.st_mtime_ns, st.st_ino, path)
-
-
-_UNKNOWN = UNKNOWN.encode()
 
 
 def _trailer_count(fh) -> int | None:

@@ -16,10 +16,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
-from pobsync_runner import beside_base
+from pobsync_runner import beside_base, manifest_build
 from pobsync_runner.lifecycle import StagedSnapshot
 from pobsync_runner.lock import HostLock
-from pobsync_runner.manifest_build import transfer_log_path
 from pobsync_runner.rsync import (
     STDERR_TAIL_LINES,
     RsyncProcess,
@@ -29,6 +28,7 @@ from pobsync_runner.rsync import (
     rsync_argv,
 )
 from pobsync_runner.rsync_output import Progress, Stats
+from pobsync_runner.transfer_log import LogFollower, transfer_log_path
 
 log = logging.getLogger("pobsync.pull")
 
@@ -45,6 +45,7 @@ class SettleError(Exception):
 class Pulled:
     result: RsyncResult
     logs: list[tuple[Path, bytes]]  # (rsync's --log-file, its names' prefix)
+    follower: LogFollower | None = None  # a full backup's log, read while rsync ran
 
 
 def pull(
@@ -100,8 +101,17 @@ def _relative(
         progress_by_signal=by_signal,
     )
     proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), progress_by_signal=by_signal)
-    result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
-    return Pulled(_settled_progress(result), [(transfer_log, b"")])
+    # A full backup logs every file: its manifest's work per file is done beside rsync.
+    follower = None
+    if base_dir is None and staged.seed is None:
+        follower = LogFollower(transfer_log, staged.staging, manifest_build.CARRY_MAX_CHANGED)
+        follower.start()
+    try:
+        result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)
+    finally:
+        if follower is not None:
+            follower.finish()
+    return Pulled(_settled_progress(result), [(transfer_log, b"")], follower)
 
 
 def _settled_progress(result: RsyncResult) -> RsyncResult:

@@ -33,10 +33,10 @@ from pobsync_models.specs import HostSpec
 from pobsync_runner.beside_base import SourcePull, enter_namespace
 from pobsync_runner.dumps import DUMPS_DIR
 from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
-from pobsync_runner.manifest_build import transfer_log_args
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
+from pobsync_runner.transfer_log import transfer_log_args
 
 STDERR_TAIL_LINES = 40
 MAX_LINE = 4096  # longer lines (a runaway path) are cut, never accumulated

@@ -1,0 +1,250 @@
+"""rsync's transfer log: one line per file it transferred, with the whole-file checksum
+it computed while receiving (`%C`), the manifest's source (pobsync_runner.manifest_build).
+
+rsync writes it with --log-file in a pull's receiver: "2026/11/30 02:55:01 [16890] "
+then LOG_FORMAT; the negotiated checksum's name (xxh128, or md5 with an older peer) is
+in the same log through --debug=NSTR. It is parsed a block of whole lines at a time by
+regular expressions, in C: a full backup logs every file.
+
+LogFollower reads a full backup's log while rsync still runs, so that the manifest's
+work per file (the log's items, a stat() of each file) is done beside rsync rather than
+after it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from pathlib import Path
+
+from pobsync_runner.manifest import _HEX, UNKNOWN
+from pobsync_runner.safe_read import DirCursor
+
+LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
+_LOG_PREFIX = rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|"
+_LOG_ITEM_AT = re.compile(_LOG_PREFIX, re.MULTILINE)
+_LOG_MARK = b"] @pobsync|"
+_LOG_ITEMS = re.compile(_LOG_PREFIX + rb"([^|\n]*)\|([^|\n]*)\|([^|\n]*)\|(.*)$", re.MULTILINE)
+_LOG_ALGOS = re.compile(
+    rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$", re.MULTILINE
+)
+LOG_BLOCK = 1 << 20
+_RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
+UNKNOWN_BYTES = UNKNOWN.encode()
+
+Logged = dict[bytes, tuple[int, bytes]]  # raw path: (size, checksum or UNKNOWN_BYTES)
+
+
+def transfer_log_args(log_path: Path) -> list[str]:
+    """rsync options that make it write each transferred file's checksum to `log_path`."""
+    return [f"--log-file={log_path}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"]
+
+
+def transfer_log_path(host_dir: Path, name: str) -> Path:
+    """Beside the snapshot, not in it: a seeded run's --delete-excluded would delete it."""
+    return host_dir / f".{name}.transfer.log"
+
+
+def unescape_rsync(name: bytes) -> bytes:
+    if b"\\#" not in name:
+        return name
+    return _RSYNC_ESCAPE.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), name)
+
+
+def parse_block(block: bytes) -> tuple[str | None, list[tuple[bytes, ...]], bool]:
+    """Whole lines of the log: (the first checksum algorithm a line of them names, their
+    items as (iflags, size, checksum, name as logged), whether an item line among them
+    is damaged and left out)."""
+    items = _LOG_ITEMS.findall(block)
+    # Every item line holds the marker once, so more markers than items means a damaged
+    # item line (or a name holding the marker: taken as damaged too, which costs
+    # carry_over its shortcut, nothing more).
+    damaged = len(items) != block.count(_LOG_MARK)
+    return _block_algorithm(block), items, damaged
+
+
+def _block_algorithm(block: bytes) -> str | None:
+    """The first algorithm a line of `block` names that is not an item line (a file's
+    name can say anything)."""
+    for m in _LOG_ALGOS.finditer(block):
+        start = block.rfind(b"\n", 0, m.start()) + 1
+        if not _LOG_ITEM_AT.match(block, start):
+            return m.group(1).decode()
+    return None
+
+
+def log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, ...]], bool]]:
+    """The whole log, parse_block() by parse_block(), in blocks of whole lines."""
+    with open(log_path, "rb") as src:
+        pending = b""
+        while True:
+            chunk = src.read(LOG_BLOCK)
+            block = pending + chunk
+            if chunk:
+                cut = block.rfind(b"\n") + 1
+                block, pending = block[:cut], block[cut:]
+            if block:
+                yield parse_block(block)
+            if not chunk:
+                return
+
+
+def add_logged(logged: Logged, items: list[tuple[bytes, ...]], prefix: bytes) -> list[bytes] | None:
+    """Add the regular files among `items` to `logged`; their raw paths in log order, or
+    None when the log cannot vouch for them: a hard link rsync made between new files
+    (-H), or a name logged twice (rsync's log escaping is ambiguous)."""
+    added = []
+    for iflags, size, checksum, name in items:
+        if iflags[1:2] != b"f":
+            continue  # a directory, symlink or device: not in the manifest
+        raw = prefix + unescape_rsync(name)
+        if iflags[:1] not in (b">", b"c") or raw in logged:
+            return None
+        checksum = checksum.strip()
+        known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
+        logged[raw] = (int(size) if size.isdigit() else -1,
+                       checksum if known else UNKNOWN_BYTES)  # fmt: skip
+        added.append(raw)
+    return added
+
+
+def logged_files(
+    transfer_logs: Sequence[tuple[Path, bytes]], limit: int
+) -> tuple[Logged, str | None] | None:
+    """The regular files rsync logged, and the algorithm every log names; None when the
+    logs cannot vouch for them (add_logged), a line is damaged, or more than `limit`
+    files (and one block's) would be held."""
+    logged: Logged = {}
+    algorithms: set[str | None] = set()
+    for transfer_log, prefix in transfer_logs:
+        algorithm = None
+        for named, items, damaged in log_blocks(transfer_log):
+            if damaged or add_logged(logged, items, prefix) is None or len(logged) > limit:
+                return None
+            algorithm = algorithm or named
+        algorithms.add(algorithm)
+    if len(algorithms) != 1:
+        return None
+    return logged, algorithms.pop()
+
+
+FOLLOW_SECONDS = 0.25
+
+
+class LogFollower:
+    """Reads one rsync's log as it grows (a thread, every FOLLOW_SECONDS) and stat()s
+    each logged file once the next item is logged: rsync's receiver logs a file before
+    it renames it into place, and the next file only after that. What it gathers
+    (followed()) is what logged_files() and a stat() per file would give after rsync,
+    for a manifest to use where it can show it still holds (manifest_build._patched
+    checks each stat'ed inode against the directory's listing).
+
+    For a full backup, whose log holds every file: the stat()s then overlap rsync's own
+    work (docs/performance.md). Memory: at most `limit` files; beyond, it gives up and
+    the manifest is built after rsync as before."""
+
+    def __init__(self, log_path: Path, root: Path, limit: int) -> None:
+        self.log_path, self.root, self.limit = log_path, root, limit
+        self.logged: Logged = {}
+        self.stats: dict[bytes, tuple[int, int, int]] = {}  # path: (size, mtime_ns, ino)
+        self.algorithm: str | None = None
+        self.failed = False
+        self._fd: int | None = None
+        self._pending = b""
+        self._unstated: list[bytes] = []
+        self._cursor: DirCursor | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._follow, name=f"LogFollower {log_path.name}", daemon=True
+        )
+
+    def start(self) -> LogFollower:
+        self._thread.start()
+        return self
+
+    def finish(self) -> None:
+        """Stop following and read the rest of the log (once rsync has exited)."""
+        if self._done.is_set():
+            return
+        self._done.set()
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join()
+        try:
+            self._take(final=True)
+        except OSError:
+            self.failed = True
+        finally:
+            self._close()
+
+    def followed(self) -> tuple[Logged, str | None, dict[bytes, tuple[int, int, int]]] | None:
+        """(logged files, algorithm, early stats), or None when the log cannot vouch for
+        its files."""
+        self.finish()
+        if self.failed:
+            return None
+        return self.logged, self.algorithm, self.stats
+
+    def _follow(self) -> None:
+        try:
+            while not self._done.wait(FOLLOW_SECONDS):
+                self._take(final=False)
+        except Exception:  # noqa: BLE001  (never fatal: the manifest is then built after)
+            self.failed = True
+
+    def _take(self, *, final: bool) -> None:
+        if self.failed:
+            return
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return  # rsync has not opened it yet
+        while chunk := os.read(self._fd, LOG_BLOCK):
+            block = self._pending + chunk
+            cut = block.rfind(b"\n") + 1
+            self._pending = block[cut:]
+            self._parse(block[:cut])
+            if self.failed:
+                return
+        if final and self._pending:
+            self._parse(self._pending)
+            self._pending = b""
+        if not final:
+            self._stat_all_but_last()
+
+    def _parse(self, block: bytes) -> None:
+        if not block:
+            return
+        named, items, damaged = parse_block(block)
+        added = None if damaged else add_logged(self.logged, items, b"")
+        if added is None or len(self.logged) > self.limit:
+            self.failed = True
+            self.logged, self.stats, self._unstated = {}, {}, []
+            return
+        self.algorithm = self.algorithm or named
+        self._unstated += added
+
+    def _stat_all_but_last(self) -> None:
+        """The last logged file may not be in place yet; every earlier one is."""
+        if len(self._unstated) < 2:
+            return
+        ready, self._unstated = self._unstated[:-1], self._unstated[-1:]
+        if self._cursor is None:
+            self._cursor = DirCursor(self.root)
+        for path in ready:
+            with suppress(OSError):
+                _, st = self._cursor.lstat(path)
+                if stat.S_ISREG(st.st_mode):
+                    self.stats[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None

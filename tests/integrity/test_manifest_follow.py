@@ -1,0 +1,146 @@
+"""A full backup's transfer log followed while rsync runs (transfer_log.LogFollower): the
+same files and checksums as reading the log afterwards, each file stat()ed only once the
+next one is logged, and a stat() the snapshot no longer bears out is taken again."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from pobsync_models.models import BackupRun
+from pobsync_runner import transfer_log
+from pobsync_runner.backup import run_backup
+from pobsync_runner.transfer_log import LogFollower, logged_files
+from tests.engine.slow_transfer import wait_for
+from tests.integrity.test_manifest_backup import _exact, entries, xxh128sum
+
+STAMP = b"2026/12/01 06:00:00 [7] "
+
+
+def item(name: bytes, size: int, checksum: int) -> bytes:
+    return STAMP + b"@pobsync|>f+++++++++|%d|%032x|%s\n" % (size, checksum, name)
+
+
+@pytest.fixture
+def fast_follow(monkeypatch):
+    monkeypatch.setattr(transfer_log, "FOLLOW_SECONDS", 0.01)
+
+
+def test_it_stats_each_file_once_the_next_is_logged_and_ends_as_the_log_read_after(
+    tmp_path, fast_follow
+):
+    root, log = tmp_path / "snap", tmp_path / "t.log"
+    (root / "d").mkdir(parents=True)
+    follower = LogFollower(log, root, limit=1000).start()
+    try:
+        with open(log, "ab", buffering=0) as out:
+            out.write(STAMP + b"Client negotiated checksum: xxh128\n")
+            for i in range(3):
+                (root / "d" / f"f{i}").write_bytes(b"x" * i)
+                out.write(item(b"d/f%d" % i, i, i))
+            out.write(item(b"d/f3", 3, 3)[:30])  # half a line: not an item yet
+            assert wait_for(lambda: len(follower.stats) == 2, timeout=10)
+            time.sleep(0.1)
+            assert sorted(follower.stats) == [b"d/f0", b"d/f1"]  # d/f2 may not be in place
+            (root / "d" / "f3").write_bytes(b"x" * 3)
+            out.write(item(b"d/f3", 3, 3)[30:])
+            assert wait_for(lambda: b"d/f2" in follower.stats, timeout=10)
+    finally:
+        followed = follower.followed()
+    assert followed is not None
+    logged, algorithm, stats = followed
+    assert (logged, algorithm) == logged_files([(log, b"")], 1000)
+    st = os.lstat(root / "d" / "f1")
+    assert stats[b"d/f1"] == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert b"d/f3" not in stats  # the last one is left to the manifest's own stat()
+
+
+@pytest.mark.parametrize("trouble", ["damaged", "twice", "over the limit", "no log"])
+def test_a_log_it_cannot_vouch_for_gives_nothing(tmp_path, fast_follow, trouble):
+    root, log = tmp_path / "snap", tmp_path / "t.log"
+    root.mkdir()
+    lines = [STAMP + b"Client negotiated checksum: xxh128\n"] + [
+        item(b"f%d" % i, 1, i) for i in range(5)
+    ]
+    if trouble == "damaged":
+        lines.insert(3, STAMP + b"@pobsync|>f+++++++++|1\n")
+    if trouble == "twice":
+        lines.append(item(b"f1", 1, 9))
+    if trouble != "no log":
+        log.write_bytes(b"".join(lines))
+    follower = LogFollower(log, root, limit=4 if trouble == "over the limit" else 100).start()
+    time.sleep(0.05)
+    followed = follower.followed()
+    if trouble == "no log":  # rsync never wrote one: nothing logged, nothing to vouch
+        assert followed == ({}, None, {})
+    else:
+        assert followed is None
+        assert (follower.logged, follower.stats) == ({}, {})  # nothing kept
+
+
+def _slow_full_backup(engine, monkeypatch, files: int = 60, after_finish=None):
+    """A full backup slowed down (--bwlimit) so the follower reads the log while rsync
+    runs; `after_finish(follower)` runs once rsync is done, before the manifest."""
+    monkeypatch.setattr(transfer_log, "FOLLOW_SECONDS", 0.05)
+    for i in range(files):
+        d = engine.src / f"d{i % 4}"
+        d.mkdir(exist_ok=True)
+        (d / f"f{i:03}").write_bytes(os.urandom(8_000))
+    engine.host.rsync_options = ["--bwlimit=400"]
+    engine.host.save()
+    seen = []
+    real_finish = LogFollower.finish
+
+    def finish(self):
+        real_finish(self)
+        if not seen:
+            seen.append(dict(self.stats))
+            if after_finish is not None:
+                after_finish(self)
+
+    monkeypatch.setattr(LogFollower, "finish", finish)
+    run = run_backup(engine.host)
+    assert run.outcome == BackupRun.Outcome.SUCCESS, run.message
+    assert seen, "no follower ran for a full backup"
+    return engine.host_dir / run.snapshot_name, seen[0]
+
+
+def test_a_full_backups_manifest_from_the_followed_log_is_exact(engine, monkeypatch):
+    snap, early = _slow_full_backup(engine, monkeypatch)
+    assert len(early) >= 30, len(early)  # most files were stat()ed while rsync ran
+    found = _exact(snap)
+    assert len(found) == 60
+    for path, entry in found.items():
+        assert entry.checksum == xxh128sum(snap / os.fsdecode(path))
+
+
+def test_a_file_replaced_after_its_early_stat_gets_its_own_line(engine, monkeypatch):
+    """The early stat() stands only while the directory lists that inode under the name."""
+    replaced = []
+
+    def replace_one(follower):
+        path = sorted(follower.stats)[len(follower.stats) // 2]
+        target = follower.root / os.fsdecode(path)
+        fresh = target.with_name(".fresh")
+        fresh.write_bytes(b"y" * 8_000)  # same size: only the inode and mtime tell
+        os.utime(fresh, ns=(1_000_000_000, 1_000_000_000))
+        os.replace(fresh, target)
+        replaced.append(path)
+
+    snap, _ = _slow_full_backup(engine, monkeypatch, after_finish=replace_one)
+    _, found = entries(snap)
+    st = (snap / os.fsdecode(replaced[0])).stat()
+    entry = found[replaced[0]]
+    assert (entry.inode, entry.mtime_ns) == (st.st_ino, 1_000_000_000)
+    _exact(snap)
+
+
+def test_the_follower_thread_ends_with_the_backup_even_when_rsync_fails(engine, monkeypatch):
+    engine.host.sources = ["/no/such/source"]
+    engine.host.save()
+    run = run_backup(engine.host)
+    assert run.outcome == BackupRun.Outcome.FAILED
+    assert not [t for t in threading.enumerate() if t.name.startswith("LogFollower")]
