@@ -6,7 +6,8 @@ when both sides negotiate it, md5 with an older peer; the negotiated name is in 
 log through --debug=NSTR). Files rsync did not transfer are hard links into the base
 snapshot: same inode, so the base manifest's line is theirs. One walk of the new
 snapshot, the log (sorted on disk) and the base manifest merge in path order, so memory
-stays flat in file count, and nothing is parsed per file while rsync runs. The format
+stays flat in file count. A full backup's log is read while rsync runs
+(pobsync_runner.transfer_log.LogFollower), so its files are stat()ed beside rsync. The format
 itself is pobsync_runner.manifest.
 """
 
