@@ -94,17 +94,30 @@ def xxh128sum_tree(tree: Path) -> None:
 
 @contextlib.contextmanager
 def manifest_off():
-    """The same backup without the manifest: no --log-file options, no build."""
+    """The same backup without the manifest: no --log-file options, no log followed
+    while rsync runs, no build."""
     import pobsync_runner.backup as backup
+    import pobsync_runner.pull as pull
     import pobsync_runner.rsync as rsync
 
-    saved = (backup.write_snapshot_manifest, rsync.transfer_log_args)
+    class NoFollower:
+        def __init__(self, *args) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def finish(self) -> None:
+            pass
+
+    saved = (backup.write_snapshot_manifest, rsync.transfer_log_args, pull.LogFollower)
     backup.write_snapshot_manifest = lambda *a, **k: ""
     rsync.transfer_log_args = lambda path: []
+    pull.LogFollower = NoFollower
     try:
         yield
     finally:
-        backup.write_snapshot_manifest, rsync.transfer_log_args = saved
+        backup.write_snapshot_manifest, rsync.transfer_log_args, pull.LogFollower = saved
 
 
 def main() -> int:
