@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import os
 import shutil
-import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -49,6 +48,7 @@ from pobsync_runner.transfer_log import (
     Logged,
     log_blocks,
     logged_files,
+    regular_stat,
     unescape_rsync,
 )
 
@@ -364,8 +364,7 @@ def _patched(
                     if not lines.copy_until(path, writer):
                         writer.abort()
                         return False
-                line = _early_line(cursor, path, changed[path], early) if early else None
-                line = line or _logged_line(cursor, path, changed[path])
+                line = _logged_line(cursor, path, changed[path], early)
                 if line is None:
                     writer.abort()
                     return False
@@ -469,39 +468,39 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
-def _early_line(
-    cursor: DirCursor, path: bytes, logged: tuple[int, bytes], early: dict
+def _logged_line(
+    cursor: DirCursor,
+    path: bytes,
+    logged: tuple[int, bytes],
+    early: dict[bytes, tuple[int, int, int]] | None,
 ) -> bytes | None:
-    """The logged file's line from its early stat(), if its directory still lists that
-    inode under its name (a file replaced since would show another)."""
-    seen = early.get(path)
+    """The logged file's line: from its early stat() while its directory still lists
+    that inode under its name (a file replaced since would show another), else stat()ed
+    now; None when it is not there as a regular file."""
+    seen = _still_listed(cursor, path, early.get(path)) if early else None
+    seen = seen or regular_stat(cursor, path)
     if seen is None:
         return None
     size, mtime_ns, inode = seen
+    checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
+    return line_of(checksum, size, mtime_ns, inode, path)
+
+
+def _still_listed(
+    cursor: DirCursor, path: bytes, seen: tuple[int, int, int] | None
+) -> tuple[int, int, int] | None:
+    """`seen` if the directory's listing (read once per directory) still names a regular
+    file with that inode at `path`."""
+    if seen is None:
+        return None
     parent, _, name = path.rpartition(b"/")
     try:
         listed = cursor.listed(parent, name)[1]
     except OSError:
         return None
-    if listed is None or not listed[2] or listed[1] != inode:
+    if listed is None or not listed[2] or listed[1] != seen[2]:
         return None
-    checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
-    return line_of(checksum, size, mtime_ns, inode, path)
-
-
-def _logged_line(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> bytes | None:
-    """The logged file's line, stat()ed through its directory's descriptor (no path walk
-    per file, no symlink followed); None when it is not there as a regular file."""
-    size, checksum = logged
-    try:
-        _, st = cursor.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    if st.st_size != size:
-        checksum = UNKNOWN_BYTES
-    return line_of(checksum, st.st_size, st.st_mtime_ns, st.st_ino, path)
+    return seen
 
 
 def _trailer_count(fh) -> int | None:

@@ -329,9 +329,8 @@ class _Receiver:
                     same.add(child)
         seen_twice, self._candidates = same & self._candidates, same
         for child in sorted(seen_twice):
-            try:
-                pidfd = os.pidfd_open(child)
-            except (AttributeError, OSError):
+            pidfd = _pidfd(child)
+            if pidfd is None:
                 continue
             try:
                 procfd = os.open(f"/proc/{child}", os.O_RDONLY | os.O_DIRECTORY)

@@ -18,7 +18,6 @@ import re
 import stat
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
 from pathlib import Path
 
 from pobsync_runner.manifest import _HEX, UNKNOWN
@@ -132,6 +131,19 @@ def logged_files(
     return logged, algorithms.pop()
 
 
+def regular_stat(cursor: DirCursor, path: bytes) -> tuple[int, int, int] | None:
+    """(size, mtime_ns, inode) of the regular file at `path`, stat()ed through its
+    directory's descriptor (no path walk per file, no symlink followed); None when it
+    is not there as a regular file."""
+    try:
+        _, st = cursor.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
 FOLLOW_SECONDS = 0.25
 
 
@@ -236,10 +248,9 @@ class LogFollower:
         if self._cursor is None:
             self._cursor = DirCursor(self.root)
         for path in ready:
-            with suppress(OSError):
-                _, st = self._cursor.lstat(path)
-                if stat.S_ISREG(st.st_mode):
-                    self.stats[path] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            seen = regular_stat(self._cursor, path)
+            if seen is not None:
+                self.stats[path] = seen
 
     def _close(self) -> None:
         if self._fd is not None:
