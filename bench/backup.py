@@ -13,7 +13,8 @@ Contenders, each timed after an untimed `sync` and until its data is on disk (a 
 inside the timing), interleaved (the order alternates each round, so each goes first
 equally often), medians of --rounds:
 - plain: `rsync -a --numeric-ids [--link-dest=PREV] host:SRC/ DEST/` with pobsync's
-  ssh options: the baseline, the copy an operator would write by hand;
+  ssh options for the key and known hosts but ssh's own cipher order: the baseline,
+  the copy an operator would write by hand;
 - runner: a real job through the runner (enqueue, claim, lock, stage, rsync, commit,
   record: Runner.process_one() in this process, as a long-running runner does);
 - CLI: `pobsync backup <host>` as its own process (Python and Django start-up included);
@@ -124,7 +125,7 @@ class Bench:
         from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
         spec = host_spec(self.any_host, self.config)
-        argv = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh)]
+        argv = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh, ciphers=False)]
         if prev is not None:
             argv.append(f"--link-dest={prev}")
         argv += [f"{remote_prefix(spec.ssh)}{source}/", f"{dest}/"]

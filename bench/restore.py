@@ -161,14 +161,14 @@ def run(args, work: Path, server) -> int:
 def plain_restore_argv(spec) -> list[str]:
     """The copy an operator would run by hand for the same restore: `rsync -aHS
     --numeric-ids --relative SNAP/./PATH... DEST/` (over ssh with the restore key, the
-    transport pobsync uses too), without pobsync's own options (progress, stats, the
-    metadata exclude, --ignore-existing)."""
+    transport pobsync uses too, in ssh's own cipher order), without pobsync's own options
+    (progress, stats, the metadata exclude, --ignore-existing, the ssh ciphers)."""
     from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
     argv = ["rsync", "-aHS", "--numeric-ids", "--relative"]
     argv += [f"{spec.snapshot_root}/.{path}" for path in spec.paths]
     if spec.ssh is not None:
-        return [*argv[:1], "--rsh", rsync_rsh(spec.ssh), *argv[1:],
+        return [*argv[:1], "--rsh", rsync_rsh(spec.ssh, ciphers=False), *argv[1:],
                 f"{remote_prefix(spec.ssh)}{spec.remote_dest}/"]  # fmt: skip
     return [*argv, f"{spec.target_dir}/"]
 

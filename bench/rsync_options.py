@@ -7,13 +7,17 @@ real sshd on 127.0.0.1 (tests/support/sshd.py) with pobsync's ssh options. Conte
 interleaved (the order rotates and alternates each round), medians of --rounds, each
 rsync run by hand with its output discarded (so the runner's own reading is not in it):
 
-- plain: `rsync -a --numeric-ids host:SRC/ DEST/`, the operator's copy: the baseline;
+- plain: `rsync -a --numeric-ids host:SRC/ DEST/`, the operator's copy: the baseline
+  (pobsync's ssh options for the key and known hosts, ssh's own cipher order);
+- plain + ssh ciphers: the same with pobsync's cipher order (AES-GCM first where the CPU
+  has AES instructions: pobsync_runner.ssh.cipher_options);
 - then pobsync's options added one group at a time, in the order rsync_argv() adds them
   (each line holds every group above it): --modify-window=-1, --relative, --timeout,
   the partial directory (--partial-dir, its protect filter and exclude), the metadata
-  excludes, --no-human-readable --stats, and last the transfer log (--log-file with the
-  %C checksum format and --debug=NSTR): all of pobsync's options for a full backup,
-  which asks rsync for progress by signal (pobsync_runner.rsync.backup_progress_by_signal);
+  excludes, --no-human-readable --stats, the ssh ciphers, and last the transfer log
+  (--log-file with the %C checksum format and --debug=NSTR): all of pobsync's options
+  for a full backup, which asks rsync for progress by signal
+  (pobsync_runner.rsync.backup_progress_by_signal);
 - beside the last line: the same with --info=progress2 (a line per file: how full
   backups asked for progress until 2026-12-01, and how incrementals still do), and the
   same with the checksums printed on stdout (--out-format) instead of written to a
@@ -60,6 +64,7 @@ def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
         transfer_log_args,
     )
     from pobsync_runner.snapshots import METADATA_FILE
+    from pobsync_runner.ssh import rsync_rsh
 
     own = (METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP, DUMPS_DIR)
     return [
@@ -69,6 +74,7 @@ def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
         ("partial dir", partial_dir_args(spec, dest)),
         ("metadata excludes", [f"--exclude=/{name}" for name in own]),
         ("--stats", progress_args(backup_progress_by_signal(None)) + ["--stats"]),
+        ("ssh ciphers", ["--rsh", rsync_rsh(spec.ssh)]),  # rsync's last --rsh wins
         ("--log-file %C (all)", transfer_log_args(log)),
     ]
 
@@ -100,7 +106,7 @@ def run(args, work: Path, server) -> int:
         src.mkdir()
         generate(src, args.files)
         spec = host_spec(Host.objects.create(name="opts", address="127.0.0.1"), config)
-        plain = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh)]
+        plain = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh, ciphers=False)]
         source = f"{remote_prefix(spec.ssh)}{src}/"
         seq = itertools.count()
 
@@ -114,6 +120,7 @@ def run(args, work: Path, server) -> int:
             return step
 
         steps: dict[str, Callable[[], None]] = {"plain": contender(lambda d, log: [])}
+        steps["plain + ssh ciphers"] = contender(lambda d, log: ["--rsh", rsync_rsh(spec.ssh)])
         names = [name for name, _ in groups(spec, Path("/"), Path("/"))]
         for i, name in enumerate(names):
             steps[f"+ {name}"] = contender(

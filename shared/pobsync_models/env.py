@@ -8,6 +8,7 @@ in a container's env file stops the process at start-up, not at 2 a.m.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -66,3 +67,17 @@ def env_secret(name: str) -> str | None:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE={file_name}: {exc.strerror}") from None
     return value or None
+
+
+_CIPHER_LIST = re.compile(r"[a-z0-9][a-z0-9@.-]*(?:,[a-z0-9][a-z0-9@.-]*)*")
+
+
+def env_ciphers(name: str) -> str:
+    """ "auto" (the default), "ssh", or a comma-separated list of ssh cipher names."""
+    raw = os.environ.get(name, "")
+    value = raw.strip() or "auto"
+    if value in ("auto", "ssh") or _CIPHER_LIST.fullmatch(value):
+        return value
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not auto, ssh or a comma-separated list of ssh cipher names"
+    )

@@ -13,13 +13,14 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from pobsync_models.dburl import parse_database_url
-from pobsync_models.env import env_bool, env_int, env_list, env_secret, env_str
+from pobsync_models.env import env_bool, env_ciphers, env_int, env_list, env_secret, env_str
 
 # shared/pobsync_models/settings.py -> the checkout root (for the var/ default)
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 POBSYNC_HOME = Path(env_str("POBSYNC_HOME", str(BASE_DIR / "var"))).resolve()
 POBSYNC_SSH_DIR = Path(env_str("POBSYNC_SSH_DIR", str(POBSYNC_HOME / "ssh")))
+POBSYNC_SSH_CIPHERS = env_ciphers("POBSYNC_SSH_CIPHERS")  # pobsync_runner.ssh.cipher_options
 
 DEBUG = env_bool("POBSYNC_DEBUG", False)
 

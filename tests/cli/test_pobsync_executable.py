@@ -136,6 +136,13 @@ def test_it_explains_a_bad_environment_variable_in_one_line(env, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_it_explains_a_bad_cipher_list_in_one_line(env, tmp_path):
+    result = run_pobsync("hosts", env={**env, "POBSYNC_SSH_CIPHERS": "aes128-gcm; rm -rf /"})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "POBSYNC_SSH_CIPHERS=" in result.stderr
+    assert "is not auto, ssh or a comma-separated list of ssh cipher names" in result.stderr
+
+
 def test_its_errors_name_no_python_class(env, tmp_path):
     result = run_pobsync("show-host", "nosuch", env=env, cwd=tmp_path)
     assert result.returncode == 1

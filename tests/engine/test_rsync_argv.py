@@ -117,3 +117,61 @@ def test_a_source_pulled_beside_its_base_names_its_leaf_and_its_parents_only():
     assert f"--partial-dir={MOUNTPOINT}/{one.incoming}/.pobsync-partial" in argv
     top = SourcePull((), "etc", [])
     assert top.remote_args("h:") == ["h:/./etc"] and top.parent_only_exclude() == []
+
+
+def test_ssh_prefers_aes_gcm_only_where_the_cpu_has_aes(tmp_path):
+    from pobsync_runner.ssh import AES_GCM_FIRST, cpu_has_aes
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse2 aes avx2\n\nprocessor\t: 1\n")
+    pi4 = tmp_path / "pi4"
+    pi4.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 cpuid\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd aes pmull sha1 sha2 crc32\n")
+    lookalike = tmp_path / "lookalike"
+    lookalike.write_text("flags\t\t: fpu vaes_only aes-ni\n")
+    assert cpu_has_aes(str(x86)) and cpu_has_aes(str(arm))
+    assert not cpu_has_aes(str(pi4)) and not cpu_has_aes(str(lookalike))
+    assert not cpu_has_aes(str(tmp_path / "missing"))
+    # the same ciphers as OpenSSH's default list, reordered: nothing weaker offered
+    assert sorted(AES_GCM_FIRST.split(",")) == sorted(
+        "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,"
+        "aes128-gcm@openssh.com,aes256-gcm@openssh.com".split(",")
+    )
+
+
+def test_pobsync_ssh_ciphers_chooses_the_ciphers_ssh_offers(settings):
+    from pobsync_runner.ssh import AES_GCM_FIRST, cipher_options, cpu_has_aes
+
+    settings.POBSYNC_SSH_CIPHERS = "auto"
+    assert cipher_options() == (["-o", f"Ciphers={AES_GCM_FIRST}"] if cpu_has_aes() else [])
+    settings.POBSYNC_SSH_CIPHERS = "ssh"
+    assert cipher_options() == []
+    assert not [a for a in ssh_argv(spec().ssh) if a.startswith("Ciphers=")]
+    settings.POBSYNC_SSH_CIPHERS = "chacha20-poly1305@openssh.com,aes128-ctr"
+    assert ssh_argv(spec().ssh)[-2:] == ["-o", "Ciphers=chacha20-poly1305@openssh.com,aes128-ctr"]
+    assert "Ciphers=" not in rsync_rsh(spec().ssh, ciphers=False)
+
+
+def test_the_real_sshd_negotiates_the_cipher_pobsync_prefers(sshd):
+    """Over the real sshd: AES-GCM where this CPU has AES instructions, else ssh's own
+    first choice; the benchmarks' plain copy (ciphers=False) keeps ssh's default."""
+    import subprocess
+
+    from pobsync_runner.ssh import cpu_has_aes
+
+    ssh = SshSpec(user=sshd.user, address="127.0.0.1", port=sshd.port,
+                  key_path=sshd.client_key_path, known_hosts_path=sshd.known_hosts_path,
+                  connect_timeout=5)  # fmt: skip
+
+    def negotiated(ciphers: bool) -> str:
+        argv = [*ssh_argv(ssh, ciphers=ciphers), "-v", f"{sshd.user}@127.0.0.1", "true"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        lines = [ln for ln in out.stderr.splitlines() if "kex: server->client cipher:" in ln]
+        assert len(lines) == 1, out.stderr
+        return lines[0].split("cipher: ")[1].split()[0]
+
+    assert negotiated(False) == "chacha20-poly1305@openssh.com"
+    want = "aes128-gcm@openssh.com" if cpu_has_aes() else "chacha20-poly1305@openssh.com"
+    assert negotiated(True) == want

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from pobsync_models.env import env_bool, env_int, env_list, env_secret
+from pobsync_models.env import env_bool, env_ciphers, env_int, env_list, env_secret
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,21 @@ def test_it_refuses_a_secret_set_twice_or_an_unreadable_file(monkeypatch, tmp_pa
     monkeypatch.delenv("POBSYNC_S")
     with pytest.raises(ImproperlyConfigured, match="POBSYNC_S_FILE"):
         env_secret("POBSYNC_S")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("", "auto"), ("auto", "auto"), (" ssh ", "ssh"),
+     ("aes128-gcm@openssh.com,chacha20-poly1305@openssh.com",
+      "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com")],
+)  # fmt: skip
+def test_it_reads_the_ssh_cipher_choice(monkeypatch, raw, expected):
+    monkeypatch.setenv("POBSYNC_X", raw)
+    assert env_ciphers("POBSYNC_X") == expected
+
+
+@pytest.mark.parametrize("raw", ["aes128-gcm@openssh.com, aes256-ctr", "+aes", "a;b", "x,,y", "-o"])
+def test_it_refuses_a_cipher_list_ssh_would_not_read_as_one(monkeypatch, raw):
+    monkeypatch.setenv("POBSYNC_X", raw)
+    with pytest.raises(ImproperlyConfigured, match="POBSYNC_X=.* is not auto, ssh or a comma"):
+        env_ciphers("POBSYNC_X")
