@@ -47,6 +47,7 @@ from pathlib import Path
 
 from pobsync_models.snapfs import INCOMING_PREFIX, is_incoming_name
 from pobsync_models.specs import HostSpec
+from pobsync_runner.linux import libc
 from pobsync_runner.snapshots import PARTIAL_DIR, fsync_dir
 
 log = logging.getLogger("pobsync.beside_base")
@@ -64,28 +65,18 @@ _MS_PRIVATE = 0x40000
 # -- the mount namespace ----------------------------------------------------------------
 
 
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.unshare  # noqa: B018
-        libc.mount  # noqa: B018
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-def enter_namespace(libc: ctypes.CDLL, source: str, expect_fd: int) -> None:
+def enter_namespace(lib: ctypes.CDLL, source: str, expect_fd: int) -> None:
     """In a child before exec: a private mount namespace with the directory `source`
     bind-mounted at MOUNTPOINT, which must then be the directory `expect_fd` refers to
     (opened without following symlinks: should anything along `source` have been
     swapped for a symlink since, the bind is refused). A descriptor cannot be the bind's
     source itself: it belongs to the namespace left behind. OSError when refused."""
-    if libc.unshare(_CLONE_NEWNS) != 0:
+    if lib.unshare(_CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
     # Private: the bind below must not propagate back into the machine's own namespace.
-    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+    if lib.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-    if libc.mount(os.fsencode(source), MOUNTPOINT.encode(), None, _MS_BIND, None) != 0:
+    if lib.mount(os.fsencode(source), MOUNTPOINT.encode(), None, _MS_BIND, None) != 0:
         raise OSError(ctypes.get_errno(), f"mount --bind {source} {MOUNTPOINT}")
     got, want = os.stat(MOUNTPOINT), os.fstat(expect_fd)
     if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
@@ -96,8 +87,8 @@ def enter_namespace(libc: ctypes.CDLL, source: str, expect_fd: int) -> None:
 def available() -> bool:
     """Whether this process may make a private mount namespace (root, or CAP_SYS_ADMIN:
     not in a default container) and MOUNTPOINT exists; probed once in a forked child."""
-    libc = _libc()
-    if libc is None:
+    lib = libc()
+    if lib is None:
         return False
     try:
         os.makedirs(MOUNTPOINT, mode=0o700, exist_ok=True)
@@ -108,7 +99,7 @@ def available() -> bool:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only reports by its exit code
             try:
-                enter_namespace(libc, MOUNTPOINT, fd)
+                enter_namespace(lib, MOUNTPOINT, fd)
                 os._exit(0)
             except BaseException:
                 os._exit(1)

@@ -19,7 +19,6 @@ Contract (docs/hooks.md):
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
@@ -30,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
+from pobsync_runner.linux import die_with_parent, libc
 from pobsync_runner.remotekeys import remote_command_argv
 
 OUTPUT_CAP_BYTES = 64 * 1024
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.2
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -60,17 +59,11 @@ class HookResult:
 
 
 def _preexec(parent_pid: int):
-    libc = None
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl  # noqa: B018  (only Linux has it)
+    lib = libc()
 
     def setup() -> None:
         os.setsid()
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the runner died before prctl took effect
-            os._exit(1)
+        die_with_parent(lib, parent_pid)
 
     return setup
 

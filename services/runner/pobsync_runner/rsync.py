@@ -32,6 +32,7 @@ from pathlib import Path
 from pobsync_models.specs import HostSpec
 from pobsync_runner.beside_base import SourcePull, enter_namespace
 from pobsync_runner.dumps import DUMPS_DIR
+from pobsync_runner.linux import die_with_parent, libc
 from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
@@ -44,7 +45,6 @@ STDOUT_SETTLE_SECONDS = 0.05  # see _lines: at most 20 wake-ups a second for pro
 SETTLE_BELOW = 16384  # a read shorter than this waits before the next
 PIPE_BYTES = 1 << 20  # rsync's stdout pipe (Linux default 64 KiB; the unprivileged max)
 KILL_GRACE_SECONDS = 10.0
-_PR_SET_PDEATHSIG = 1
 PROGRESS_SIGNAL = signal.SIGVTALRM
 SIGNAL_PROGRESS_SINCE = (3, 2, 0)  # older rsyncs die of PROGRESS_SIGNAL
 
@@ -192,22 +192,9 @@ def _child_setup(
         # Ignored until rsync sets its own handler (an ignored signal stays ignored
         # across exec): a progress request arriving during start-up must not kill it.
         signal.signal(PROGRESS_SIGNAL, signal.SIG_IGN)
-        if libc is not None:
-            # SIGTERM (not KILL) so rsync still removes its temporary file.
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
+        die_with_parent(libc, parent_pid)
 
     return setup
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl  # noqa: B018  (only Linux has it)
-        return libc
-    except (OSError, AttributeError):
-        return None
 
 
 # A progress redraw ("\r" then the right-aligned byte count) that another redraw follows:
@@ -436,7 +423,7 @@ class RsyncProcess:
             stderr=subprocess.PIPE,
             env=env,
             pass_fds=self.pass_fds,
-            preexec_fn=_child_setup(os.getpid(), _libc(), self.bind),  # noqa: PLW1509
+            preexec_fn=_child_setup(os.getpid(), libc(), self.bind),  # noqa: PLW1509
         )
         assert self.proc.stdout is not None and self.proc.stderr is not None  # noqa: S101
         readers = [
