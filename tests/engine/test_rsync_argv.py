@@ -153,6 +153,27 @@ def test_pobsync_ssh_ciphers_chooses_the_ciphers_ssh_offers(settings):
     assert "Ciphers=" not in rsync_rsh(spec().ssh, ciphers=False)
 
 
+def test_auto_offers_only_the_ciphers_this_ssh_knows(settings, monkeypatch):
+    """An ssh built without OpenSSL has no AES-GCM and would refuse a list naming it:
+    auto then leaves ssh's own order alone."""
+    from pobsync_runner import ssh as ssh_mod
+
+    settings.POBSYNC_SSH_CIPHERS = "auto"
+    monkeypatch.setattr(ssh_mod, "cpu_has_aes", lambda: True)
+    without_openssl = frozenset({"chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr"})
+    monkeypatch.setattr(ssh_mod, "client_ciphers", lambda: without_openssl)
+    assert ssh_mod.cipher_options() == []
+    monkeypatch.setattr(ssh_mod, "client_ciphers", lambda: frozenset())  # ssh -Q failed
+    assert ssh_mod.cipher_options() == []
+    with_gcm = without_openssl | {"aes256-gcm@openssh.com"}
+    monkeypatch.setattr(ssh_mod, "client_ciphers", lambda: with_gcm)
+    assert ssh_mod.cipher_options() == [
+        "-o", "Ciphers=aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr"
+    ]  # fmt: skip
+    monkeypatch.setattr(ssh_mod, "cpu_has_aes", lambda: False)
+    assert ssh_mod.cipher_options() == []
+
+
 def test_the_real_sshd_negotiates_the_cipher_pobsync_prefers(sshd):
     """Over the real sshd: AES-GCM where this CPU has AES instructions, else ssh's own
     first choice; the benchmarks' plain copy (ciphers=False) keeps ssh's default."""

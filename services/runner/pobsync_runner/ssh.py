@@ -51,8 +51,29 @@ def cipher_options() -> list[str]:
 
     choice = getattr(settings, "POBSYNC_SSH_CIPHERS", "auto")
     if choice == "auto":
-        choice = AES_GCM_FIRST if cpu_has_aes() else "ssh"
+        choice = _aes_gcm_first() if cpu_has_aes() else "ssh"
     return [] if choice == "ssh" else ["-o", f"Ciphers={choice}"]
+
+
+def _aes_gcm_first() -> str:
+    """AES_GCM_FIRST without the ciphers this ssh lacks (one built without OpenSSL has
+    no AES-GCM, and ssh refuses a Ciphers list naming one it does not know); "ssh"
+    when no AES-GCM is left or ssh cannot say."""
+    known = client_ciphers()
+    ours = [c for c in AES_GCM_FIRST.split(",") if c in known]
+    return ",".join(ours) if any(c.startswith("aes") and "-gcm" in c for c in ours) else "ssh"
+
+
+@functools.cache
+def client_ciphers() -> frozenset[str]:
+    """The ciphers this machine's ssh supports (`ssh -Q cipher`, once per process)."""
+    try:
+        out = subprocess.run(
+            ["ssh", "-Q", "cipher"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(out.stdout.split()) if out.returncode == 0 else frozenset()
 
 
 def ssh_argv(ssh: SshSpec, *, ciphers: bool = True) -> list[str]:
