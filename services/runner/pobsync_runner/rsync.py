@@ -181,18 +181,18 @@ class RsyncResult:
 
 
 def _child_setup(
-    parent_pid: int, libc: ctypes.CDLL | None, bind: tuple[str, int] | None = None
+    parent_pid: int, lib: ctypes.CDLL | None, bind: tuple[str, int] | None = None
 ) -> Callable[[], None]:
     def setup() -> None:
         os.setpgid(0, 0)
         if bind is not None:  # beside_base: its base directory at MOUNTPOINT
-            if libc is None:
+            if lib is None:
                 raise OSError("no C library for a private mount namespace")
-            enter_namespace(libc, *bind)
+            enter_namespace(lib, *bind)
         # Ignored until rsync sets its own handler (an ignored signal stays ignored
         # across exec): a progress request arriving during start-up must not kill it.
         signal.signal(PROGRESS_SIGNAL, signal.SIG_IGN)
-        die_with_parent(libc, parent_pid)
+        die_with_parent(lib, parent_pid)
 
     return setup
 
