@@ -1,8 +1,9 @@
 """The loop every pobsync daemon (scheduler, runner) runs.
 
 Conventions it keeps: SIGTERM and SIGINT set a shutdown flag (and call on_stop_request,
-where the runner stops rsync); work happens in process_one() -> bool ("did work, go again
-at once"); between passes it sleeps in 1-second slices so a signal is honoured within a
+where the runner stops rsync) from a watcher thread, never inside a signal handler
+(pobsync_models.stopping says why); work happens in process_one() -> bool ("did work, go
+again at once"); between passes it sleeps in 1-second slices so a signal is honoured within a
 second; close_old_connections() runs before every pass (idle MariaDB connections die
 during long waits); the process registry row (worker id "hostname:pid:tag") is upserted each
 pass and deleted on clean exit. DaemonCommand is the management command around it
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from pobsync_models import registry
 from pobsync_models.commandbase import GROUP_QUEUE, PobsyncCommand
+from pobsync_models.stopping import stop_on_signals
 
 log = logging.getLogger("pobsync.daemon")
 
@@ -36,6 +38,7 @@ class Daemon:
         self.worker_id = registry.current_worker_id()
         self.started_at = timezone.now()
         self.stopping = threading.Event()
+        self.said_stopping = False
         self.current_job_id: int | None = None
         self.say = say or (lambda text: log.info("%s", text))
 
@@ -47,21 +50,19 @@ class Daemon:
         raise NotImplementedError
 
     def on_stop_request(self) -> None:
-        """Called from the signal handler (main thread) after the flag is set."""
+        """Called after the flag is set, from stop_on_signals' watcher thread (not the
+        main thread: set events, never wait here)."""
 
     def idle_wait(self) -> float:
         """Seconds to sleep after a pass that did no work (default: the interval)."""
         return self.interval
 
     # -- machinery -------------------------------------------------------------------
-    def install_signal_handlers(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if not self.stopping.is_set():
+    def _on_signal(self, signum: int) -> None:
+        """Called from stop_on_signals' watcher thread, after `stopping` is set."""
+        if not self.said_stopping:
+            self.said_stopping = True
             self.say(f"{self.kind} {self.worker_id}: {signal.Signals(signum).name}, stopping")
-        self.stopping.set()
         self.on_stop_request()
 
     def touch(self) -> None:
@@ -86,7 +87,10 @@ class Daemon:
         return self.process_one()
 
     def run(self, *, once: bool = False) -> None:
-        self.install_signal_handlers()
+        with stop_on_signals(self.stopping, self._on_signal):
+            self._run(once=once)
+
+    def _run(self, *, once: bool) -> None:
         try:
             close_old_connections()
             self.touch()

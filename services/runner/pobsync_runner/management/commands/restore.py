@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import getpass
-import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +12,7 @@ from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
 from pobsync_models.models import BackupJob, RestoreRequest, WorkerProcess
 from pobsync_models.queue import cancel
 from pobsync_models.restores import RestoreAsk, RestoreError, request_restore
+from pobsync_models.stopping import stop_on_signals
 from pobsync_models.units import format_bytes
 from pobsync_runner.verify import corrupt_warning
 
@@ -104,14 +103,9 @@ class Command(PobsyncCommand):
         self.wait(job)
 
     def wait(self, job: BackupJob) -> None:
-        stop = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
         tty = self.stdout.isatty()
         queued_since, hinted, cancelled = time.monotonic(), False, False
-        try:
+        with stop_on_signals() as stop:
             while True:
                 state = BackupJob.objects.values_list("state", flat=True).get(pk=job.pk)
                 if state not in (BackupJob.State.QUEUED, BackupJob.State.RUNNING):
@@ -128,10 +122,7 @@ class Command(PobsyncCommand):
                         hinted = True
                 if tty and state == BackupJob.State.RUNNING:
                     self._progress(job)
-                time.sleep(POLL_SECONDS)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                stop.wait(POLL_SECONDS)
         if tty:
             self.stdout.write("")
         self.report(job.pk)

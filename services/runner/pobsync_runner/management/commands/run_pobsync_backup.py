@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
 from pobsync_models.models import BackupRun
+from pobsync_models.stopping import stop_on_signals
 from pobsync_models.units import format_bytes
 from pobsync_runner.backup import BackupError, StorageShortError, run_backup
 from pobsync_runner.rsync_output import Progress
@@ -41,11 +40,6 @@ class Command(PobsyncCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         host = get_host(opts["host"])
-        stop = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
         tty = self.stdout.isatty()
 
         def show(p: Progress) -> None:
@@ -54,21 +48,19 @@ class Command(PobsyncCommand):
             self.stdout.flush()
 
         try:
-            run = run_backup(
-                host,
-                prune=opts["prune"],
-                wait=opts["wait"],
-                stop=stop,
-                progress=show if tty else None,
-                force=opts["force"],
-            )
+            with stop_on_signals() as stop:
+                run = run_backup(
+                    host,
+                    prune=opts["prune"],
+                    wait=opts["wait"],
+                    stop=stop,
+                    progress=show if tty else None,
+                    force=opts["force"],
+                )
         except StorageShortError as exc:
             raise CommandError(f"{exc}; run with --force to back up anyway") from None
         except BackupError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         if tty:
             self.stdout.write("")
         self.report(run)

@@ -2,14 +2,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from pobsync_models.commandbase import GROUP_BACKUP, PobsyncCommand, get_host
 from pobsync_models.models import VerifyRun
+from pobsync_models.stopping import stop_on_signals
 from pobsync_runner.errors import BackupError
 from pobsync_runner.verify import VerifyRequest, run_verify
 
@@ -76,18 +75,11 @@ class Command(PobsyncCommand):
             since_days=opts["since_days"],
             max_rate=opts["max_rate"],
         )
-        stop = threading.Event()
-        previous = {
-            sig: signal.signal(sig, lambda *_: stop.set())
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        }
         try:
-            run, report = run_verify(host, request, wait=opts["wait"], stop=stop)
+            with stop_on_signals() as stop:
+                run, report = run_verify(host, request, wait=opts["wait"], stop=stop)
         except BackupError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         if report is None:
             raise CommandError(f"verify {host.name} {run.outcome}: {run.message}")
         for finding in report.findings:
