@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,19 +188,26 @@ def test_a_waiting_backup_runs_once_the_lock_is_free(cli):
     assert "success" in out
 
 
-def test_a_killed_runner_leaves_a_recorded_partial_and_its_rsync_dies_with_it(cli):
+def slow_backup_in_flight(cli: Cli) -> subprocess.Popen:
+    """`pobsync backup web1` of a 4 MB source at 500 KB/s, once rsync is writing it."""
     trust(cli)
     make_slow_source(cli.src, megabytes=4)
     cli("configure-host", "web1", "--rsync-option=--bwlimit=500")
-    runner = cli.popen("backup", "web1")
+    backup = cli.popen("backup", "web1")
     host_dir = cli.root / "web1"
 
     def in_flight() -> bool:
         partials = list(host_dir.glob("*.partial")) if host_dir.exists() else []
         return any(temp_file_started(p, "b-big.bin") for p in partials)
 
-    assert wait_for(in_flight, timeout=30), runner.communicate(timeout=5)
+    assert wait_for(in_flight, timeout=30), backup.communicate(timeout=5)
     assert rsync_pids(str(host_dir))
+    return backup
+
+
+def test_a_killed_runner_leaves_a_recorded_partial_and_its_rsync_dies_with_it(cli):
+    runner = slow_backup_in_flight(cli)
+    host_dir = cli.root / "web1"
     runner.send_signal(signal.SIGKILL)
     runner.communicate(timeout=10)
     assert wait_for(lambda: rsync_pids(str(host_dir)) == [], timeout=10)  # PR_SET_PDEATHSIG
@@ -215,3 +223,36 @@ def test_a_killed_runner_leaves_a_recorded_partial_and_its_rsync_dies_with_it(cl
     states = cli.sql("select state from pobsync_models_snapshotrecord order by name")
     # the partial became the new snapshot's seed
     assert states == [("superseded",), ("complete",)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signalled_backup_stops_its_rsync_and_says_so(cli, signum):
+    # Ctrl-C (or a service manager's SIGTERM) on `pobsync backup`: rsync is stopped within
+    # seconds, the run is recorded as cancelled and the command exits non-zero.
+    backup = slow_backup_in_flight(cli)
+    backup.send_signal(signum)
+    out, err = backup.communicate(timeout=15)
+    assert backup.returncode != 0 and "Traceback" not in err, out + err
+    assert rsync_pids(str(cli.root / "web1")) == []
+    runs = cli.sql("select outcome from pobsync_models_backuprun")
+    assert runs == [("cancelled",)], (runs, out, err)
+    assert "cancelled" in out + err, out + err
+
+
+def test_a_signalled_verify_stops_reading_and_says_so(cli):
+    trust(cli)
+    make_slow_source(cli.src, megabytes=4)
+    cli("backup", "web1")
+    verify = cli.popen("verify", "web1", "--max-rate", "256k")  # about 16 s for 4 MB
+
+    def reading() -> bool:
+        return cli.sql("select outcome from pobsync_models_verifyrun") == [("running",)]
+
+    assert wait_for(reading, timeout=30), verify.communicate(timeout=5)
+    started = time.monotonic()
+    verify.send_signal(signal.SIGTERM)
+    out, err = verify.communicate(timeout=15)
+    assert time.monotonic() - started < 5, (out, err)
+    assert verify.returncode != 0 and "Traceback" not in err, out + err
+    assert cli.sql("select outcome from pobsync_models_verifyrun") == [("cancelled",)]
+    assert err.strip() == "pobsync: verify web1 cancelled: cancelled", out + err

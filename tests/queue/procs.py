@@ -64,6 +64,7 @@ class ProcDB:
             POBSYNC_LOG_LEVEL="INFO",
             POBSYNC_TRACEBACK="1",
             DJANGO_SETTINGS_MODULE="pobsync_models.settings",
+            PYTHONFAULTHANDLER="1",  # exit_code(): SIGABRT prints every thread's stack
         )
         env.update(extra)
         return env
@@ -147,6 +148,24 @@ def when(text: str | None) -> datetime | None:
 
 def log_text(proc: subprocess.Popen) -> str:
     return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+def exit_code(proc: subprocess.Popen, timeout: float) -> int:
+    """proc's exit code once it exits. A process of spawn() still running after `timeout`
+    is sent SIGABRT, so faulthandler writes where each of its threads was to its log, and
+    the AssertionError carries that log's end: a hung daemon says where it hung."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise AssertionError(
+            f"{proc.args[-4:]} still running {timeout}s after it was told to stop:\n"
+            f"{log_text(proc)[-6000:]}"
+        ) from None
 
 
 def descendants(pid: int) -> list[int]:

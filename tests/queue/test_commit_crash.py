@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.queue.procs import engine_config, log_text, wait_for
+from tests.queue.procs import engine_config, exit_code, log_text, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 
@@ -70,4 +70,4 @@ def test_it_records_a_run_killed_after_the_commit_point_as_done(procdb, site, tm
     assert all(h["running_job_id"] is None for h in state["hosts"])
     assert "1 recovered" in log_text(runner_b)
     runner_b.send_signal(signal.SIGTERM)
-    assert runner_b.wait(15) == 0, log_text(runner_b)
+    assert exit_code(runner_b, 15) == 0, log_text(runner_b)

@@ -17,6 +17,7 @@ from tests.queue.procs import (
     alive,
     descendants,
     engine_config,
+    exit_code,
     hourly_cron_due_now,
     log_text,
     rsync_processes,
@@ -108,7 +109,7 @@ def test_it_recovers_from_kill_9_mid_backup_with_one_retry(procdb, site, tmp_pat
     assert (root / "web1").is_dir()
     assert all(h["running_job_id"] is None for h in state["hosts"])
     runner_b.send_signal(signal.SIGTERM)
-    assert runner_b.wait(15) == 0, log_text(runner_b)
+    assert exit_code(runner_b, 15) == 0, log_text(runner_b)
 
 
 def test_it_kills_rsync_and_writes_nothing_when_the_lease_is_lost(procdb, site, tmp_path):
@@ -128,7 +129,7 @@ def test_it_kills_rsync_and_writes_nothing_when_the_lease_is_lost(procdb, site, 
     runs = procdb.tool("snapshot")["runs"]
     assert [r["outcome"] for r in runs] == ["cancelled"]
     runner.send_signal(signal.SIGTERM)
-    assert runner.wait(15) == 0, log_text(runner)
+    assert exit_code(runner, 15) == 0, log_text(runner)
 
 
 def test_it_requeues_the_running_job_on_sigterm_within_ten_seconds(procdb, site, tmp_path):
@@ -143,7 +144,7 @@ def test_it_requeues_the_running_job_on_sigterm_within_ten_seconds(procdb, site,
     )
     asked = time.monotonic()
     runner.send_signal(signal.SIGTERM)
-    assert runner.wait(15) == 0, log_text(runner)
+    assert exit_code(runner, 15) == 0, log_text(runner)
     assert time.monotonic() - asked < 10
     assert not any(alive(p) for p in rsyncs)
     requeued = job_state(procdb, job)
@@ -195,4 +196,4 @@ def test_it_backs_up_two_hosts_from_a_cron_schedule_end_to_end(procdb, site, tmp
     for proc in [scheduler, *runners]:
         proc.send_signal(signal.SIGTERM)
     for proc in [scheduler, *runners]:
-        assert proc.wait(15) == 0, log_text(proc)
+        assert exit_code(proc, 15) == 0, log_text(proc)

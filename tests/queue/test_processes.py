@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.queue.procs import log_text, wait_for, when
+from tests.queue.procs import exit_code, log_text, wait_for, when
 
 # The drain waits up to 150 s on its own: more than the global 300 s timeout allows
 # once MariaDB and a loaded CI machine add their share.
@@ -34,7 +34,7 @@ def test_it_runs_400_jobs_exactly_once_with_8_runner_processes(procdb, tmp_path)
     for proc in runners:
         proc.send_signal(signal.SIGTERM)
     for proc in runners:
-        assert proc.wait(15) == 0, log_text(proc)
+        assert exit_code(proc, 15) == 0, log_text(proc)
 
     jobs, runs = state["jobs"], state["runs"]
     assert len(jobs) == 400 and {j["id"] for j in jobs} == set(seeded["jobs"])
@@ -70,7 +70,7 @@ def test_it_enqueues_each_slot_once_with_3_schedulers_at_once(procdb, tmp_path):
             for i in range(3)
         ]
         for proc in schedulers:
-            assert proc.wait(60) == 0, log_text(proc)
+            assert exit_code(proc, 60) == 0, log_text(proc)
         procdb.tool("finish_all")  # so "host already has a queued job" does not coalesce
     jobs = procdb.tool("snapshot")["jobs"]
     slots = {(j["schedule_id"], j["scheduled_for"]) for j in jobs}
@@ -84,7 +84,7 @@ def test_it_stops_an_idle_runner_on_sigterm_within_two_seconds(procdb, tmp_path)
     wait_for(lambda: procdb.tool("snapshot")["workers"], timeout=30, what="registration")
     runner.send_signal(signal.SIGTERM)
     started = time.monotonic()
-    assert runner.wait(10) == 0
+    assert exit_code(runner, 10) == 0
     assert time.monotonic() - started < 2.5
     assert procdb.tool("snapshot")["workers"] == []
     health = procdb.pobsync("health", "--kind", "runner")  # contract 3: gone means unhealthy
@@ -115,7 +115,7 @@ def test_it_cancels_a_running_job_within_one_heartbeat(procdb, tmp_path):
     assert state["runs"][0]["outcome"] == "cancelled"
     assert state["hosts"][0]["running_job_id"] is None
     runner.send_signal(signal.SIGTERM)
-    assert runner.wait(10) == 0
+    assert exit_code(runner, 10) == 0
 
 
 @pytest.mark.mariadb

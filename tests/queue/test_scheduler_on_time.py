@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.queue.procs import log_text, wait_for, when
+from tests.queue.procs import exit_code, log_text, wait_for, when
 
 pytestmark = [pytest.mark.slow]
 
@@ -37,4 +37,4 @@ def test_it_enqueues_a_slot_within_two_seconds_of_it(procdb, tmp_path):
     assert 0 <= late < 2, (job, log_text(scheduler))
     assert when(job["scheduled_for"]).second == 0
     scheduler.send_signal(signal.SIGTERM)
-    assert scheduler.wait(15) == 0, log_text(scheduler)
+    assert exit_code(scheduler, 15) == 0, log_text(scheduler)

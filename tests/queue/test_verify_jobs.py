@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.queue.procs import hourly_cron_due_now, log_text, wait_for, when
+from tests.queue.procs import exit_code, hourly_cron_due_now, log_text, wait_for, when
 
 pytestmark = [pytest.mark.slow, pytest.mark.sshd]
 
@@ -106,4 +106,4 @@ def test_a_scheduled_verify_job_runs_on_a_runner_and_never_beside_a_backup(
     for proc in [scheduler, *runners]:
         proc.send_signal(signal.SIGTERM)
     for proc in [scheduler, *runners]:
-        assert proc.wait(15) == 0, log_text(proc)
+        assert exit_code(proc, 15) == 0, log_text(proc)
