@@ -20,6 +20,7 @@ import xxhash
 import pobsync_runner.integrity as integrity
 import pobsync_runner.manifest as manifest
 from pobsync_runner.integrity import Target, verify
+from pobsync_runner.listing_ahead import NOT_READY, ListingsAhead
 from pobsync_runner.manifest import MANIFEST_FILE, UNKNOWN, Entry, ManifestWriter, walk_files
 
 # Directory names whose files do not sort together ("a-b" < "a/b/.." < "a0"), so the
@@ -181,13 +182,43 @@ def _both(snaps: list[Path], monkeypatch, rng: random.Random) -> tuple[tuple, tu
     return _view(by_lines), _view(by_entries)
 
 
+def child_first(monkeypatch) -> list[int]:
+    """Every ListingsAhead waits for its child's last record before the verification
+    goes on, so the child's comparisons are the ones used; the list returned counts the
+    verifying process's own _differing_names calls."""
+    real_init, real_differ = ListingsAhead.__init__, integrity._differing_names
+    local: list[int] = []
+
+    def init(self, snapshots, differ):
+        real_init(self, snapshots, real_differ)
+        os.set_blocking(self.fd, True)
+        while self._fill():
+            pass
+
+    monkeypatch.setattr(ListingsAhead, "__init__", init)
+    monkeypatch.setattr(
+        integrity, "_differing_names", lambda *a: local.append(1) or real_differ(*a)
+    )
+    return local
+
+
+@pytest.mark.parametrize("ahead", ["child", "never"])
 @pytest.mark.parametrize("seed", range(40))
-def test_verifying_by_lines_finds_what_the_merge_by_entries_finds(tmp_path, monkeypatch, seed):
+def test_verifying_by_lines_finds_what_the_merge_by_entries_finds(
+    tmp_path, monkeypatch, seed, ahead
+):
+    # "child": the listings compared ahead in the child, all of them; "never": none.
     rng = random.Random(seed)
     snaps = _history(tmp_path, rng)
     damage = _damage(snaps, rng)
+    if ahead == "child":
+        local = child_first(monkeypatch)
+    else:
+        monkeypatch.setattr(ListingsAhead, "differing", lambda self, parent: NOT_READY)
     lines, entries = _both(snaps, monkeypatch, rng)
     assert lines == entries, damage
+    if ahead == "child":
+        assert local == [], damage  # the verification compared no listing itself
 
 
 @pytest.mark.parametrize("seed", range(40, 50))

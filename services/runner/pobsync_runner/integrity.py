@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pobsync_runner.listing_ahead import NOT_READY, ListingsAhead
 from pobsync_runner.manifest import (
     DEFAULT_ALGORITHM,
     UNKNOWN,
@@ -389,6 +390,12 @@ class _Agreement:
         self.cursor = live[0][1]
         self.algorithm = self.sources[0].algorithm
         self.full = all(source.full for source in self.sources)
+        # Sampling or a single snapshot compares no listings: no child then.
+        self.ahead = (
+            ListingsAhead([s.target.path for s in self.sources], _differing_names)
+            if self.full and len(self.sources) > 1
+            else None
+        )
         self.parent: bytes | None = None
         self.differing: set[bytes] | None = None  # of `parent`, by _differing_names
         self.held = 0  # paths that passed here, counted for every snapshot in settle()
@@ -403,7 +410,9 @@ class _Agreement:
             return False  # a sample to draw, or a checksum to fill in: _group
         parent, _, name = entry.path.rpartition(b"/")
         if parent != self.parent:
-            self.parent, self.differing = parent, _differing_names(parent, self.live)
+            self.parent = parent
+            ahead = self.ahead.differing(parent) if self.ahead is not None else NOT_READY
+            self.differing = _differing_names(parent, self.live) if ahead is NOT_READY else ahead
         if self.differing is None or name in self.differing:
             return False
         try:  # the first snapshot's listing (read once per directory) says the rest
@@ -427,6 +436,8 @@ class _Agreement:
         _group([(path, i, e) for i, e in zip(self.members, entries, strict=True)], *self.args)
 
     def settle(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
         report = self.args[2]
         report.files_checked += self.held * len(self.sources)
         for source in self.sources:

@@ -1,0 +1,121 @@
+"""The child that compares the snapshots' listings ahead of a whole host's verification
+(pobsync_runner.listing_ahead): its records carry any name exactly, a half-sent record
+is never taken, and the child never outlives its use. That the verification finds the
+same with and without the child's results: tests/integrity/test_verify_merge.py."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pobsync_runner.integrity import _differing_names
+from pobsync_runner.listing_ahead import NOT_READY, ListingsAhead, _parse, _record
+from pobsync_runner.manifest import MANIFEST_FILE
+from pobsync_runner.safe_read import DirCursor
+from tests.integrity.test_verify_merge import _write_manifest
+
+
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
+
+
+@pytest.mark.parametrize(
+    "directory,names",
+    [
+        (b"", set()),
+        (b"a/b", {b"x"}),
+        (b"caf\xe9/new\nline", {b"\xff\xfe", b"tab\there", b"n" * 255, b"-"}),
+        (b"gone", None),
+    ],
+)
+def test_a_record_carries_its_directory_and_names_exactly(directory, names):
+    record = _record(directory, names)
+    buffer = bytearray(b"junk" + record + record)
+    assert _parse(buffer, 4) == (4 + len(record), directory, names)
+    assert _parse(buffer, 4 + len(record)) == (len(buffer), directory, names)
+    for cut in range(4, 4 + len(record)):  # half a record is never taken
+        assert _parse(buffer[:cut], 4) is None
+
+
+def _snapshots(root: Path) -> list[Path]:
+    """Three snapshots of one tree: s2 lists another inode for d/f1, s3 an extra name in
+    d and no directory e."""
+    snaps = []
+    for name in ("s1", "s2", "s3"):
+        snap = root / name
+        for d in ("d", "e", "e/g"):
+            (snap / d).mkdir(parents=True)
+        for path in ("d/f0", "d/f1", "e/f2", "e/g/f3", "top"):
+            if snaps:
+                os.link(snaps[0] / path, snap / path)
+            else:
+                (snap / path).write_bytes(path.encode())
+        snaps.append(snap)
+    (snaps[1] / "d/f1").unlink()
+    (snaps[1] / "d/f1").write_bytes(b"rewritten")
+    (snaps[2] / "d/extra").write_bytes(b"x")
+    for path in ("e/g/f3", "e/f2"):
+        (snaps[2] / path).unlink()
+    (snaps[2] / "e/g").rmdir()
+    (snaps[2] / "e").rmdir()
+    for snap in snaps:
+        _write_manifest(snap, None)
+    return snaps
+
+
+def test_the_childs_answers_are_the_verifications_own(tmp_path):
+    snaps = _snapshots(tmp_path)
+    cursors = [DirCursor(p) for p in snaps]
+    live = [(None, c) for c in cursors]
+    ahead = ListingsAhead(snaps, _differing_names)
+    pid = ahead.pid
+    try:
+        os.set_blocking(ahead.fd, True)  # wait for each answer here
+        # The first manifest's directories in its order ("" holds "top", last).
+        for parent in (b"d", b"e", b"e/g", b""):
+            answer = ahead.differing(parent)
+            assert answer == _differing_names(parent, live), parent
+        assert ahead.differing(b"e") is NOT_READY  # nothing more: the child has ended
+    finally:
+        ahead.close()
+        for cursor in cursors:
+            cursor.close()
+    assert _gone(pid)
+
+
+def test_the_answers_name_what_differs(tmp_path):
+    snaps = _snapshots(tmp_path)
+    ahead = ListingsAhead(snaps, _differing_names)
+    try:
+        os.set_blocking(ahead.fd, True)
+        assert ahead.differing(b"d") == {b"f1", b"extra"}
+        assert ahead.differing(b"e") is None  # s3 cannot list it: compared per path
+        # Each snapshot's own manifest, and e, which s3 lacks.
+        assert ahead.differing(b"") == {os.fsencode(MANIFEST_FILE), b"e"}
+    finally:
+        ahead.close()
+
+
+def test_without_a_first_manifest_the_child_sends_nothing_and_is_reaped(tmp_path):
+    snaps = _snapshots(tmp_path)
+    (snaps[0] / MANIFEST_FILE).unlink()
+    ahead = ListingsAhead(snaps, _differing_names)
+    pid = ahead.pid
+    deadline = time.monotonic() + 10
+    while ahead.fd is not None and time.monotonic() < deadline:
+        assert ahead.differing(b"d") is NOT_READY
+        time.sleep(0.01)
+    assert ahead.fd is None and ahead.pid is None  # end of the pipe seen: closed, reaped
+    assert _gone(pid)
+
+
+def test_closing_early_ends_the_child_at_once(tmp_path):
+    snaps = _snapshots(tmp_path)
+    ahead = ListingsAhead(snaps, _differing_names)
+    pid = ahead.pid
+    ahead.close()
+    ahead.close()  # twice is harmless
+    assert _gone(pid)
