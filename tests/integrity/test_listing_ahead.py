@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from pobsync_runner.integrity import _differing_names
-from pobsync_runner.listing_ahead import NOT_READY, ListingsAhead, _parse, _record
+from pobsync_runner.listing_ahead import (
+    ABSENT,
+    NOT_READY,
+    ListingsAhead,
+    _parse,
+    _record,
+)
 from pobsync_runner.manifest import MANIFEST_FILE
-from pobsync_runner.safe_read import DirCursor
+from pobsync_runner.safe_read import NOT_REGULAR, DirCursor
 from tests.integrity.test_verify_merge import _write_manifest
 
 
@@ -25,19 +32,22 @@ def _gone(pid: int) -> bool:
 @pytest.mark.parametrize(
     "directory,names",
     [
-        (b"", set()),
-        (b"a/b", {b"x"}),
-        (b"caf\xe9/new\nline", {b"\xff\xfe", b"tab\there", b"n" * 255, b"-"}),
+        (b"", {}),
+        (b"a/b", {b"x": (5, ABSENT, NOT_REGULAR)}),
+        (
+            b"caf\xe9/new\nline",
+            {b"\xff\xfe": (1, 2, 3), b"tab\there": (2**40, 0, ABSENT), b"n" * 255: (7, 7, 8)},
+        ),
         (b"gone", None),
     ],
 )
-def test_a_record_carries_its_directory_and_names_exactly(directory, names):
-    record = _record(directory, names)
+def test_a_record_carries_its_directory_names_and_inodes_exactly(directory, names):
+    record = _record(directory, names, 3)
     buffer = bytearray(b"junk" + record + record)
-    assert _parse(buffer, 4) == (4 + len(record), directory, names)
-    assert _parse(buffer, 4 + len(record)) == (len(buffer), directory, names)
+    assert _parse(buffer, 4, 3) == (4 + len(record), directory, names)
+    assert _parse(buffer, 4 + len(record), 3) == (len(buffer), directory, names)
     for cut in range(4, 4 + len(record)):  # half a record is never taken
-        assert _parse(buffer[:cut], 4) is None
+        assert _parse(buffer[:cut], 4, 3) is None
 
 
 def _snapshots(root: Path) -> list[Path]:
@@ -66,56 +76,86 @@ def _snapshots(root: Path) -> list[Path]:
     return snaps
 
 
-def test_the_childs_answers_are_the_verifications_own(tmp_path):
-    snaps = _snapshots(tmp_path)
-    cursors = [DirCursor(p) for p in snaps]
-    live = [(None, c) for c in cursors]
-    ahead = ListingsAhead(snaps, _differing_names)
-    pid = ahead.pid
+@contextmanager
+def _ahead(snaps: list[Path]):
+    """ListingsAhead over cursors of `snaps`, waiting here for each of the child's
+    records; yields (ahead, its cursors, cursors of the same snapshots without hints)."""
+    hinted = [DirCursor(p) for p in snaps]
+    plain = [DirCursor(p) for p in snaps]
+    ahead = ListingsAhead(hinted, snaps, _differing_names)
+    os.set_blocking(ahead.fd, True)
     try:
-        os.set_blocking(ahead.fd, True)  # wait for each answer here
-        # The first manifest's directories in its order ("" holds "top", last).
-        for parent in (b"d", b"e", b"e/g", b""):
-            answer = ahead.differing(parent)
-            assert answer == _differing_names(parent, live), parent
-        assert ahead.differing(b"e") is NOT_READY  # nothing more: the child has ended
+        yield ahead, hinted, plain
     finally:
         ahead.close()
-        for cursor in cursors:
+        for cursor in hinted + plain:
             cursor.close()
+
+
+def test_the_childs_answers_are_the_verifications_own(tmp_path):
+    snaps = _snapshots(tmp_path)
+    with _ahead(snaps) as (ahead, hinted, plain):
+        pid = ahead.pid
+        live = [(None, c) for c in plain]
+        # The first manifest's directories in its order ("" holds "top", last).
+        for parent in (b"d", b"e", b"e/g", b""):
+            assert ahead.differing(parent) == _differing_names(parent, live), parent
+        assert ahead.differing(b"e") is NOT_READY  # passed: the child sends no more
     assert _gone(pid)
 
 
 def test_the_answers_name_what_differs(tmp_path):
     snaps = _snapshots(tmp_path)
-    ahead = ListingsAhead(snaps, _differing_names)
-    try:
-        os.set_blocking(ahead.fd, True)
+    with _ahead(snaps) as (ahead, _, _):
         assert ahead.differing(b"d") == {b"f1", b"extra"}
         assert ahead.differing(b"e") is None  # s3 cannot list it: compared per path
         # Each snapshot's own manifest, and e, which s3 lacks.
         assert ahead.differing(b"") == {os.fsencode(MANIFEST_FILE), b"e"}
-    finally:
-        ahead.close()
+
+
+def test_each_snapshots_listing_from_the_child_is_the_one_it_reads_itself(tmp_path):
+    snaps = _snapshots(tmp_path)
+    (snaps[1] / "d" / "fifo").parent.mkdir(exist_ok=True)
+    os.mkfifo(snaps[1] / "d" / "fifo")  # not a regular file, in s2 only
+    with _ahead(snaps) as (ahead, hinted, plain):
+        for parent in (b"d", b"e/g", b""):
+            for k in range(len(snaps)):
+                if k == 0 or ahead._names(parent) is None:
+                    continue
+                hint = hinted[k].hint(parent)  # what inodes() would take
+                assert hint is not None, (parent, k)
+                assert hint == plain[k].inodes(parent)[1:], (parent, k)
+                assert hinted[k].inodes(parent)[1:] == plain[k].inodes(parent)[1:]
+        assert hinted[1].inodes(b"d")[2]["fifo"] == NOT_REGULAR
+        assert "extra" not in hinted[1].inodes(b"d")[2]
+    assert all(c.hint is None for c in hinted)  # closed: the cursors list for themselves
 
 
 def test_without_a_first_manifest_the_child_sends_nothing_and_is_reaped(tmp_path):
     snaps = _snapshots(tmp_path)
     (snaps[0] / MANIFEST_FILE).unlink()
-    ahead = ListingsAhead(snaps, _differing_names)
+    cursors = [DirCursor(p) for p in snaps]
+    ahead = ListingsAhead(cursors, snaps, _differing_names)
     pid = ahead.pid
     deadline = time.monotonic() + 10
     while ahead.fd is not None and time.monotonic() < deadline:
         assert ahead.differing(b"d") is NOT_READY
+        assert cursors[1].hint(b"d") is None  # so the cursor lists it itself
         time.sleep(0.01)
     assert ahead.fd is None and ahead.pid is None  # end of the pipe seen: closed, reaped
     assert _gone(pid)
+    ahead.close()
+    for cursor in cursors:
+        cursor.close()
 
 
 def test_closing_early_ends_the_child_at_once(tmp_path):
     snaps = _snapshots(tmp_path)
-    ahead = ListingsAhead(snaps, _differing_names)
+    cursors = [DirCursor(p) for p in snaps]
+    ahead = ListingsAhead(cursors, snaps, _differing_names)
     pid = ahead.pid
     ahead.close()
     ahead.close()  # twice is harmless
     assert _gone(pid)
+    for cursor in cursors:
+        cursor.close()

@@ -18,6 +18,7 @@ import pytest
 import xxhash
 
 import pobsync_runner.integrity as integrity
+import pobsync_runner.listing_ahead as listing_ahead
 import pobsync_runner.manifest as manifest
 from pobsync_runner.integrity import Target, verify
 from pobsync_runner.listing_ahead import NOT_READY, ListingsAhead
@@ -189,13 +190,14 @@ def child_first(monkeypatch) -> list[int]:
     real_init, real_differ = ListingsAhead.__init__, integrity._differing_names
     local: list[int] = []
 
-    def init(self, snapshots, differ):
-        real_init(self, snapshots, real_differ)
+    def init(self, cursors, snapshots, differ):
+        real_init(self, cursors, snapshots, real_differ)
         os.set_blocking(self.fd, True)
-        while self._fill():
-            pass
+        while self.fd is not None:
+            self._read()
 
     monkeypatch.setattr(ListingsAhead, "__init__", init)
+    monkeypatch.setattr(listing_ahead, "MAX_PENDING", 1 << 30)
     monkeypatch.setattr(
         integrity, "_differing_names", lambda *a: local.append(1) or real_differ(*a)
     )

@@ -392,7 +392,11 @@ class _Agreement:
         self.full = all(source.full for source in self.sources)
         # Sampling or a single snapshot compares no listings: no child then.
         self.ahead = (
-            ListingsAhead([s.target.path for s in self.sources], _differing_names)
+            ListingsAhead(
+                [cursor for _, cursor in live],
+                [source.target.path for source in self.sources],
+                _differing_names,
+            )
             if self.full and len(self.sources) > 1
             else None
         )

@@ -1,22 +1,27 @@
 """The snapshots' directory listings compared ahead, in a child process on the other core.
 
-A whole host's verification checks a path every snapshot holds with the same manifest
-line once for all of them (integrity._Agreement), after comparing that directory's
-listing in every snapshot with the first one's (integrity._differing_names). Those
-listings are one getdents pass per snapshot and directory: kernel time, about 0.1 s per
-20,000 files for ten snapshots, which a thread cannot take off the verification (os.scandir
-builds its entries holding the GIL; docs/performance.md).
+A whole host's verification lists each directory once per snapshot: to compare every
+snapshot's listing with the first one's before a path they all hold with one manifest
+line is checked once for all (integrity._Agreement, _differing_names), and to find the
+inode each snapshot holds at a path whose lines differ (integrity._locate). Those
+listings are one getdents pass per snapshot and directory, kernel time that a thread
+cannot take off the verification (os.scandir builds its entries holding the GIL;
+docs/performance.md).
 
-ListingsAhead forks a child that walks the first snapshot's manifest, and for each of its
-directories in that order runs the same _differing_names over the same snapshots and
-writes the result down a pipe. The verification takes a directory's result when the
-child has already sent it and lists for itself otherwise (the child is late, gone, or
-sent something else): the child can only save time, never make the verification wait,
-and a result is the same function of the same directories whichever process computed it.
+ListingsAhead forks a child that walks the first snapshot's manifest and, for each of its
+directories in that order, lists the directory in every snapshot, runs the same
+_differing_names and sends down a pipe the names that differ with what each snapshot
+holds under them (an inode, NOT_REGULAR, or ABSENT). The verification lists only the
+first snapshot's directory: the others' listings are the first one's with those names
+changed (their DirCursor.hint), and the comparison is the set of those names. When the
+child has not sent a directory yet (it is late, gone, or the directory is not one of the
+first manifest's) the verification lists it itself: the child can only save time, never
+make the verification wait, and a listing is the same whichever process read it.
 
-Record on the pipe: struct "<IiI" (directory's length, the number of differing names or
--1 for "cannot compare", the names' total length), the directory, then each name with a
-"<H" length. The child touches no database, logs nothing and leaves with os._exit.
+Record on the pipe: struct "<IiI" (the directory's length, the number of differing names
+or -1 for "cannot compare": a snapshot cannot list it or holds it on another device, the
+names' total length), the directory, then per name a "<H" length, the name and one "<q"
+per snapshot. The child touches no database, logs nothing and leaves by os._exit.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import errno
 import os
 import signal
 import struct
+import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,19 +41,29 @@ from pobsync_runner.safe_read import DirCursor
 
 HEADER = struct.Struct("<IiI")
 NAME_LENGTH = struct.Struct("<H")
-READ_SIZE = 1 << 20
+VALUE = struct.Struct("<q")
+ABSENT = -2  # a differing name that snapshot does not list (NOT_REGULAR is -1)
+READ_SIZE = 1 << 16
+MAX_PENDING = 1024  # records read ahead of the verification, at most (memory stays flat)
 NOT_READY = object()  # differing()'s answer when the child has not sent that directory
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
+# name -> what each snapshot lists under it; None: the directory cannot be compared
+Names = dict[bytes, tuple[int, ...]] | None
 Differ = Callable[[bytes, list], "set[bytes] | None"]
 
 
 class ListingsAhead:
-    def __init__(self, snapshots: list[Path], differ: Differ) -> None:
-        """Start the child for `snapshots` (the first one's manifest gives the order);
-        `differ` is _differing_names, passed in to keep one definition of it."""
+    def __init__(self, cursors: list[DirCursor], snapshots: list[Path], differ: Differ) -> None:
+        """Start the child for `snapshots` (the first one's manifest gives the order) and
+        hint every cursor but the first (the verification's own, one per snapshot).
+        `differ` is integrity._differing_names, passed in to keep one definition."""
+        self.count = len(snapshots)
         self.pid: int | None = None
+        self.fd: int | None = None
         self.buffer = bytearray()
-        self.at = 0
+        self.pending: OrderedDict[bytes, Names] = OrderedDict()
+        self.current: tuple[bytes, Names] | None = None
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         lib, parent_pid = libc(), os.getpid()
         pid = os.fork()
@@ -63,47 +80,81 @@ class ListingsAhead:
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.pid, self.fd = pid, read_fd
+        self.first = cursors[0]
+        self.cursors = cursors
+        for k, cursor in enumerate(cursors[1:], start=1):
+            cursor.hint = self._hint(k)
 
     def differing(self, parent: bytes) -> set[bytes] | None | object:
-        """The child's _differing_names for `parent`, or NOT_READY. Records before it
-        (directories the verification did not ask about) are passed over."""
-        while True:
-            record = self._next_record()
-            if record is None:
+        """_differing_names of `parent` as the child found it, or NOT_READY."""
+        names = self._names(parent)
+        return NOT_READY if names is NOT_READY else (None if names is None else set(names))
+
+    def _hint(self, k: int) -> Callable[[bytes], tuple[int, dict[str, int]] | None]:
+        def listing(parent: bytes) -> tuple[int, dict[str, int]] | None:
+            """Snapshot k's listing of `parent`: the first snapshot's, with the names the
+            child found differing as snapshot k lists them; None to list it."""
+            names = self._names(parent)
+            if names is NOT_READY or names is None:
+                return None
+            try:
+                _, dev, first = self.first.inodes(parent)
+            except OSError:
+                return None
+            inodes = dict(first)
+            for name, values in names.items():
+                key, value = name.decode(_FS_ENCODING, _FS_ERRORS), values[k]
+                if value == ABSENT:
+                    inodes.pop(key, None)
+                else:
+                    inodes[key] = value
+            return dev, inodes
+
+        return listing
+
+    def _names(self, parent: bytes) -> Names | object:
+        if self.current is not None and self.current[0] == parent:
+            return self.current[1]
+        if parent not in self.pending:
+            if len(self.pending) >= MAX_PENDING:
+                # Directories the verification passed over without asking (those only
+                # the first snapshot holds): the older half goes, so the child goes on.
+                for _ in range(MAX_PENDING // 2):
+                    self.pending.popitem(last=False)
+            self._read()
+            if parent not in self.pending:
                 return NOT_READY
-            directory, names = record
+        while True:  # records before it: directories the verification passed over
+            directory, names = self.pending.popitem(last=False)
             if directory == parent:
+                self.current = (parent, names)
                 return names
 
-    def _next_record(self) -> tuple[bytes, set[bytes] | None] | None:
-        while True:
-            parsed = _parse(self.buffer, self.at)
-            if parsed is not None:
-                self.at, directory, names = parsed
-                return directory, names
-            if not self._fill():
-                return None
-
-    def _fill(self) -> bool:
-        """Whatever the pipe holds now, appended to the buffer; False when nothing."""
-        if self.fd is None:
-            return False
-        try:
-            data = os.read(self.fd, READ_SIZE)
-        except BlockingIOError:
-            return False
-        except OSError:
-            data = b""
-        if not data:  # the child is done (or gone): the rest is listed here
-            self.close()
-            return False
-        if self.at:
-            del self.buffer[: self.at]
-            self.at = 0
-        self.buffer += data
-        return True
+    def _read(self) -> None:
+        """What the pipe holds now, parsed into `pending` (up to MAX_PENDING records)."""
+        while self.fd is not None and len(self.pending) < MAX_PENDING:
+            try:
+                data = os.read(self.fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:  # the child is done (or gone): what it did not send is listed here
+                self._end_child()
+                return
+            self.buffer += data
+            at = 0
+            while (parsed := _parse(self.buffer, at, self.count)) is not None:
+                at, directory, names = parsed
+                self.pending.setdefault(directory, names)
+            del self.buffer[:at]
 
     def close(self) -> None:
+        for cursor in self.cursors[1:]:
+            cursor.hint = None
+        self._end_child()
+
+    def _end_child(self) -> None:
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -111,39 +162,44 @@ class ListingsAhead:
                 pass
             os.waitpid(self.pid, 0)
             self.pid = None
-        if getattr(self, "fd", None) is not None:
+        if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
 
-def _parse(buffer: bytearray, at: int) -> tuple[int, bytes, set[bytes] | None] | None:
+def _parse(buffer: bytearray, at: int, count: int) -> tuple[int, bytes, Names] | None:
     """(position after it, directory, names) of the complete record at `at`, or None."""
     end = at + HEADER.size
     if end > len(buffer):
         return None
-    dir_length, count, names_length = HEADER.unpack_from(buffer, at)
-    stop = end + dir_length + names_length + NAME_LENGTH.size * max(count, 0)
+    dir_length, n, names_length = HEADER.unpack_from(buffer, at)
+    each = NAME_LENGTH.size + VALUE.size * count
+    stop = end + dir_length + names_length + each * max(n, 0)
     if stop > len(buffer):
         return None
     directory = bytes(buffer[end : end + dir_length])
-    if count < 0:
+    if n < 0:
         return stop, directory, None
-    names: set[bytes] = set()
+    names: dict[bytes, tuple[int, ...]] = {}
     at = end + dir_length
-    for _ in range(count):
-        (n,) = NAME_LENGTH.unpack_from(buffer, at)
+    values = struct.Struct(f"<{count}q")
+    for _ in range(n):
+        (length,) = NAME_LENGTH.unpack_from(buffer, at)
         at += NAME_LENGTH.size
-        names.add(bytes(buffer[at : at + n]))
-        at += n
+        name = bytes(buffer[at : at + length])
+        at += length
+        names[name] = values.unpack_from(buffer, at)
+        at += values.size
     return stop, directory, names
 
 
-def _record(directory: bytes, names: set[bytes] | None) -> bytes:
+def _record(directory: bytes, names: Names, count: int) -> bytes:
     if names is None:
         return HEADER.pack(len(directory), -1, 0) + directory
     parts = [HEADER.pack(len(directory), len(names), sum(map(len, names))), directory]
-    for name in names:
-        parts += (NAME_LENGTH.pack(len(name)), name)
+    values = struct.Struct(f"<{count}q")
+    for name, held in names.items():
+        parts += (NAME_LENGTH.pack(len(name)), name, values.pack(*held))
     return b"".join(parts)
 
 
@@ -174,7 +230,9 @@ def _compare_ahead(snapshots: list[Path], differ: Differ, write_fd: int) -> None
             if parent == last:
                 continue
             last = parent
-            _write_all(write_fd, _record(parent, differ(parent, live)))
+            names = differ(parent, live)
+            held = None if names is None else _held(parent, names, cursors)
+            _write_all(write_fd, _record(parent, held, len(cursors)))
     except OSError as exc:
         if exc.errno != errno.EPIPE:
             raise
@@ -182,6 +240,17 @@ def _compare_ahead(snapshots: list[Path], differ: Differ, write_fd: int) -> None
         reader.close()
         for cursor in cursors:
             cursor.close()
+
+
+def _held(parent: bytes, names: set[bytes], cursors: list[DirCursor]) -> Names:
+    """What each snapshot lists under each of `names` in `parent` (listed by `differ`
+    just before, so read again from each cursor's cache)."""
+    listings = [cursor.inodes(parent)[2] for cursor in cursors]
+    held: dict[bytes, tuple[int, ...]] = {}
+    for name in names:
+        key = name.decode(_FS_ENCODING, _FS_ERRORS)
+        held[name] = tuple(listing.get(key, ABSENT) for listing in listings)
+    return held
 
 
 def _write_all(fd: int, data: bytes) -> None:

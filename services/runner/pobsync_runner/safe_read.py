@@ -16,6 +16,7 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pobsync_runner.manifest import digest_of, new_hasher
@@ -50,6 +51,9 @@ class DirCursor:
         self._fd: int | None = None
         self._error: OSError | None = None
         self._inodes: tuple[int, dict[str, int]] | None = None
+        # Another way to the listing, asked first: (st_dev, inodes) or None to list here
+        # (a whole host's verification: listing_ahead.ListingsAhead.listing).
+        self.hint: Callable[[bytes], tuple[int, dict[str, int]] | None] | None = None
 
     def directory(self, parent: bytes) -> int:
         if parent != self._dir:
@@ -103,6 +107,8 @@ class DirCursor:
         followed, no /proc needed. The type comes with the listing (d_type), so nothing
         else (a device, a FIFO) is ever opened to be read."""
         fd = self.directory(parent)
+        if self._inodes is None and self.hint is not None:
+            self._inodes = self.hint(parent)
         if self._inodes is None:
             with os.scandir(fd) as entries:
                 self._inodes = (
