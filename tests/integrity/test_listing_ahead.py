@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pobsync_runner.integrity import _differing_names
+import pobsync_runner.listing_ahead as listing_ahead
+from pobsync_runner.integrity import Target, _differing_names, verify
 from pobsync_runner.listing_ahead import (
     ABSENT,
     NOT_READY,
@@ -159,3 +160,42 @@ def test_closing_early_ends_the_child_at_once(tmp_path):
     assert _gone(pid)
     for cursor in cursors:
         cursor.close()
+
+
+def test_without_a_process_to_spare_the_verification_lists_everything_itself(tmp_path, monkeypatch):
+    snaps = _snapshots(tmp_path)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    cursors = [DirCursor(p) for p in snaps]
+    ahead = ListingsAhead(cursors, snaps, _differing_names)
+    assert ahead.pid is None and ahead.differing(b"d") is NOT_READY
+    assert all(c.hint is None for c in cursors)
+    ahead.close()
+    report = verify([Target(p.name, p) for p in snaps])
+    assert report.problems == 0 and report.files_checked == 5 + 5 + 4
+
+
+def test_directories_the_verification_never_asks_about_do_not_stall_the_child(
+    tmp_path, monkeypatch
+):
+    # More directories than it keeps read ahead, none of them asked for (only the first
+    # snapshot holds their files, say): a later directory still comes from the child.
+    monkeypatch.setattr(listing_ahead, "MAX_PENDING", 4)
+    snaps = []
+    for name in ("s1", "s2"):
+        snap = tmp_path / name
+        for i in range(20):
+            (snap / f"d{i:02d}").mkdir(parents=True)
+            (snap / f"d{i:02d}/f").write_bytes(b"x")
+        _write_manifest(snap, None)
+        snaps.append(snap)
+    with _ahead(snaps) as (ahead, hinted, plain):
+        deadline = time.monotonic() + 10
+        answer = NOT_READY
+        while answer is NOT_READY and time.monotonic() < deadline:
+            answer = ahead.differing(b"d19")
+        assert answer == {b"f"}  # each snapshot has its own copy of d19/f
+        assert len(ahead.pending) <= 4

@@ -64,9 +64,16 @@ class ListingsAhead:
         self.buffer = bytearray()
         self.pending: OrderedDict[bytes, Names] = OrderedDict()
         self.current: tuple[bytes, Names] | None = None
+        self.first = cursors[0]
+        self.cursors = cursors
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         lib, parent_pid = libc(), os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare (a limit, a sandbox): list everything here
+            os.close(read_fd)
+            os.close(write_fd)
+            return
         if pid == 0:  # the child
             status = 1
             try:
@@ -80,8 +87,6 @@ class ListingsAhead:
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.pid, self.fd = pid, read_fd
-        self.first = cursors[0]
-        self.cursors = cursors
         for k, cursor in enumerate(cursors[1:], start=1):
             cursor.hint = self._hint(k)
 
