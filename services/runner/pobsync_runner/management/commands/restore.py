@@ -122,7 +122,7 @@ class Command(PobsyncCommand):
                         hinted = True
                 if tty and state == BackupJob.State.RUNNING:
                     self._progress(job)
-                stop.wait(POLL_SECONDS)
+                time.sleep(POLL_SECONDS)  # not stop.wait: once set, it would spin
         if tty:
             self.stdout.write("")
         self.report(job.pk)
