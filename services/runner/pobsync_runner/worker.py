@@ -56,11 +56,17 @@ def finished_line(state: str, error: str) -> str:
     "succeeded", "succeeded with a warning: ...", "failed: ...", "cancelled: ..."."""
     lines = error.strip().splitlines()
     reason = lines[0][:200] if lines else ""
+    if reason and state == State.SUCCEEDED:
+        return f"succeeded with a warning: {reason}"
+    return outcome_text(state, reason)
+
+
+def outcome_text(state: str, reason: str) -> str:
+    """ "failed: <reason>", or the reason alone when it starts with the state ("cancelled;
+    partial snapshot ... kept": said once), or the state alone without a reason."""
     if not reason:
         return state
-    if state == State.SUCCEEDED:
-        return f"succeeded with a warning: {reason}"
-    if reason.startswith(state):  # "cancelled; partial snapshot ... kept": say it once
+    if reason.startswith(state):
         return reason
     return f"{state}: {reason}"
 

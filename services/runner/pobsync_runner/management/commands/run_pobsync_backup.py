@@ -80,4 +80,6 @@ class Command(PobsyncCommand):
             if run.message:
                 self.stderr.write(f"{outcome}: {run.message}")
             return
-        raise CommandError(f"backup {run.host.name} {outcome}: {run.message}")
+        from pobsync_runner.worker import outcome_text  # the runner's wording, not at start-up
+
+        raise CommandError(f"backup {run.host.name} {outcome_text(outcome, run.message)}")

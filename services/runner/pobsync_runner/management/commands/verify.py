@@ -81,7 +81,9 @@ class Command(PobsyncCommand):
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         if report is None:
-            raise CommandError(f"verify {host.name} {run.outcome}: {run.message}")
+            from pobsync_runner.worker import outcome_text  # the runner's wording
+
+            raise CommandError(f"verify {host.name} {outcome_text(run.outcome, run.message)}")
         for finding in report.findings:
             self.stdout.write(finding.line())
         if report.problems > len(report.findings):
