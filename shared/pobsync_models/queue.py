@@ -392,7 +392,10 @@ def requeue(lease: Lease, *, delay: int = 0, error: str = "", count_attempt: boo
     shutting down, a host locked by a CLI backup)."""
     fields = {
         "state": State.QUEUED,
-        "run_after": Now() + timedelta(seconds=delay),
+        # Without a delay, the database's own clock as it is: on SQLite, Now() plus a
+        # timedelta is formatted by Python ("...01.123000"), which sorts after Now()'s
+        # "...01.123" as text, so the job was invisible to a claim in that millisecond.
+        "run_after": Now() + timedelta(seconds=delay) if delay else Now(),
         "started_at": None,
         "error": error[:2000],
     }
