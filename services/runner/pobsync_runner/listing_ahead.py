@@ -21,12 +21,13 @@ make the verification wait, and a listing is the same whichever process read it.
 Record on the pipe: struct "<IiI" (the directory's length, the number of differing names
 or -1 for "cannot compare": a snapshot cannot list it or holds it on another device, the
 names' total length), the directory, then per name a "<H" length, the name and one "<q"
-per snapshot. The child touches no database, logs nothing and leaves by os._exit.
+per snapshot (_values). The child touches no database, logs nothing and leaves by os._exit.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import struct
@@ -35,13 +36,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from pobsync_models.stopping import STOP_SIGNALS
 from pobsync_runner.linux import die_with_parent, libc
 from pobsync_runner.manifest import ManifestError, open_manifest
 from pobsync_runner.safe_read import DirCursor
 
 HEADER = struct.Struct("<IiI")
 NAME_LENGTH = struct.Struct("<H")
-VALUE = struct.Struct("<q")
 ABSENT = -2  # a differing name that snapshot does not list (NOT_REGULAR is -1)
 READ_SIZE = 1 << 16
 MAX_PENDING = 1024  # records read ahead of the verification, at most (memory stays flat)
@@ -172,13 +173,20 @@ class ListingsAhead:
             self.fd = None
 
 
+@functools.cache
+def _values(count: int) -> struct.Struct:
+    """One "<q" per snapshot: what each lists under a differing name."""
+    return struct.Struct(f"<{count}q")
+
+
 def _parse(buffer: bytearray, at: int, count: int) -> tuple[int, bytes, Names] | None:
     """(position after it, directory, names) of the complete record at `at`, or None."""
     end = at + HEADER.size
     if end > len(buffer):
         return None
     dir_length, n, names_length = HEADER.unpack_from(buffer, at)
-    each = NAME_LENGTH.size + VALUE.size * count
+    values = _values(count)
+    each = NAME_LENGTH.size + values.size
     stop = end + dir_length + names_length + each * max(n, 0)
     if stop > len(buffer):
         return None
@@ -187,7 +195,6 @@ def _parse(buffer: bytearray, at: int, count: int) -> tuple[int, bytes, Names] |
         return stop, directory, None
     names: dict[bytes, tuple[int, ...]] = {}
     at = end + dir_length
-    values = struct.Struct(f"<{count}q")
     for _ in range(n):
         (length,) = NAME_LENGTH.unpack_from(buffer, at)
         at += NAME_LENGTH.size
@@ -202,7 +209,7 @@ def _record(directory: bytes, names: Names, count: int) -> bytes:
     if names is None:
         return HEADER.pack(len(directory), -1, 0) + directory
     parts = [HEADER.pack(len(directory), len(names), sum(map(len, names))), directory]
-    values = struct.Struct(f"<{count}q")
+    values = _values(count)
     for name, held in names.items():
         parts += (NAME_LENGTH.pack(len(name)), name, values.pack(*held))
     return b"".join(parts)
@@ -211,7 +218,7 @@ def _record(directory: bytes, names: Names, count: int) -> bytes:
 def _quiet_signals() -> None:
     """The child stops on SIGTERM/SIGINT itself and does not write into the parent's
     wakeup pipe (pobsync_models.stopping), which it inherited."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
     try:
         signal.set_wakeup_fd(-1)
