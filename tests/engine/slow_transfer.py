@@ -3,6 +3,7 @@ and a background action fired once rsync has visibly started writing."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -34,24 +35,39 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     return False
 
 
+def _being_written(dirpath: str, name: str, stem: str) -> bool:
+    """rsync writes a file into a temporary `.<stem>.XXXXXX` beside its final name, or,
+    in a full backup (--inplace, rsync.receive_in_place), at its name: unfinished while
+    its mtime is still its last write's (rsync sets the source's once it is done)."""
+    if name.startswith(f".{stem}."):
+        return True
+    if name != stem:
+        return False
+    try:
+        st = os.lstat(os.path.join(dirpath, name))
+    except OSError:
+        return False
+    return st.st_mtime_ns == st.st_ctime_ns
+
+
 def temp_file_started(staging_root: Path, stem: str) -> bool:
-    """rsync writes a file into a temporary `.<stem>.XXXXXX` beside its final name."""
-    for _dirpath, _dirs, files in os.walk(staging_root):
-        if any(f.startswith(f".{stem}.") for f in files):
+    """Whether rsync has started writing `stem` anywhere under staging_root."""
+    for dirpath, _dirs, files in os.walk(staging_root):
+        if any(_being_written(dirpath, f, stem) for f in files):
             return True
     return False
 
 
 def temp_file_size(tree: Path, stem: str) -> int:
-    """Size of rsync's temporary `.<stem>.XXXXXX` anywhere under tree (0 if none yet)."""
+    """Size of `stem` as rsync is writing it anywhere under tree (0 if not started; the
+    largest if several look unfinished)."""
+    size = 0
     for dirpath, _dirs, files in os.walk(tree):
         for name in files:
-            if name.startswith(f".{stem}."):
-                try:
-                    return os.path.getsize(os.path.join(dirpath, name))
-                except OSError:
-                    return 0
-    return 0
+            if _being_written(dirpath, name, stem):
+                with contextlib.suppress(OSError):
+                    size = max(size, os.path.getsize(os.path.join(dirpath, name)))
+    return size
 
 
 def when(condition: Callable[[], bool], action: Callable[[], None]) -> threading.Thread:

@@ -27,7 +27,13 @@ def test_it_continues_an_interrupted_large_file_instead_of_sending_it_again(engi
     engine.host.rsync_options = ["--bwlimit=6000"]  # KiB/s: about 4 s for the whole file
     engine.host.save()
     stop = threading.Event()
-    when(lambda: temp_file_size(engine.host_dir, "big.bin") >= SIZE * 6 // 10, stop.set)
+    at_its_name: list[Path] = []
+
+    def interrupt() -> None:
+        at_its_name.extend(engine.host_dir.rglob("big.bin"))
+        stop.set()
+
+    when(lambda: temp_file_size(engine.host_dir, "big.bin") >= SIZE * 6 // 10, interrupt)
 
     first = run_backup(engine.host, stop=stop)
 
@@ -36,6 +42,11 @@ def test_it_continues_an_interrupted_large_file_instead_of_sending_it_again(engi
     kept = Path(partial.path) / PARTIAL_DIR / "big.bin"
     assert partial.state == "partial"
     assert kept.stat().st_size >= SIZE // 2, "the received part was thrown away"
+    # A full backup writes in place (the file grew at its own name), and the part was
+    # set aside, never left cut short there, where a restore of the partial would take
+    # it for the whole file.
+    assert at_its_name, "the full backup did not write in place"
+    assert not (Path(partial.path) / str(big).lstrip("/")).exists()
 
     engine.host.rsync_options = []
     engine.host.save()

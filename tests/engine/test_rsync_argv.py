@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec, SshSpec
-from pobsync_runner.rsync import rsync_argv
+from pobsync_runner.rsync import receive_in_place, rsync_argv
 from pobsync_runner.ssh import host_pattern, remote_prefix, rsync_rsh, ssh_argv
 
 
@@ -46,7 +46,27 @@ def test_it_keeps_partial_files_in_the_staging_directory_unless_inplace():
     assert "--exclude=/.pobsync-partial" in argv  # never from the remote
     assert argv.index("--exclude=/.pobsync-partial") < argv.index(f"{dest}/")
     inplace = rsync_argv(spec(rsync_options=("--inplace",)), dest)
-    assert not [a for a in inplace if ".pobsync-partial" in a]  # rsync refuses both at once
+    # rsync refuses --partial-dir beside --inplace; the remote still never supplies it.
+    assert [a for a in inplace if ".pobsync-partial" in a] == ["--exclude=/.pobsync-partial"]
+
+
+def test_a_full_backup_into_a_fresh_directory_writes_in_place():
+    dest = Path("/backups/web1/2026-11-28T020000Z.partial")
+    base = Path("/backups/web1/2026-11-27T020000Z")
+    assert receive_in_place(spec(), None, seeded=False)
+    argv = rsync_argv(spec(), dest, in_place=True)
+    assert argv.count("--inplace") == 1
+    assert [a for a in argv if ".pobsync-partial" in a] == ["--exclude=/.pobsync-partial"]
+    # Never where a file could be a hard link into an older snapshot or a seed's file.
+    assert not receive_in_place(spec(), base, seeded=False)
+    assert not receive_in_place(spec(), None, seeded=True)
+    # An older remote refuses --sparse beside --inplace; the host's own --inplace stays.
+    assert not receive_in_place(spec(rsync_options=("--sparse",)), None, seeded=False)
+    assert not receive_in_place(spec(rsync_options=("-S",)), None, seeded=False)
+    assert not receive_in_place(spec(rsync_options=("--inplace",)), None, seeded=False)
+    incremental = rsync_argv(spec(), dest, link_dest=base)
+    assert "--inplace" not in incremental
+    assert f"--partial-dir={dest}/.pobsync-partial" in incremental
 
 
 def test_it_builds_an_rsync_argv_with_link_dest_excludes_and_options():

@@ -36,6 +36,7 @@ from pobsync_runner.lifecycle import (
     discard,
     interrupt,
     remove_partial_dir,
+    set_aside_unfinished,
     stage,
 )
 from pobsync_runner.lock import HostLock
@@ -246,6 +247,8 @@ def _conclude(
     code = result.returncode
     _record_stats(run, result)
     tail = "\n".join(result.stderr_tail)
+    if pulled.in_place and (result.stopped or (code != 0 and code not in spec.warning_exit_codes)):
+        _set_aside_unfinished(run, staged)
     if result.stopped:
         kept = _keep_partial(run, staged, result, now)
         return _finish(
@@ -395,6 +398,16 @@ def _prune(host: Host, spec: HostSpec, lock: HostLock, now, run: BackupRun) -> s
     except (BackupError, OSError) as exc:
         return f"prune failed: {exc}"
     return result.summary() if result.deleted else ""
+
+
+def _set_aside_unfinished(run: BackupRun, staged: StagedSnapshot) -> None:
+    try:
+        moved = set_aside_unfinished(staged.staging, run.started_at)
+    except OSError as exc:
+        log.warning("run %s: could not set the unfinished files aside: %s", run.pk, exc)
+    else:
+        if moved:
+            log.debug("run %s: %d unfinished file(s) set aside to be continued", run.pk, moved)
 
 
 def _drop_unfinished_files(run: BackupRun, staged: StagedSnapshot) -> None:

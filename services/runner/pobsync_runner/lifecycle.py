@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,8 @@ from django.db import transaction
 from pobsync_models import __version__
 from pobsync_models.models import Host, SnapshotRecord
 from pobsync_models.specs import HostSpec
+from pobsync_runner.dumps import DUMPS_DIR
+from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
 from pobsync_runner.rsync_output import Stats
 from pobsync_runner.snapshots import (
     METADATA_FILE,
@@ -196,6 +199,53 @@ def remove_partial_dir(staging: Path) -> None:
         path.unlink()
     elif path.is_dir():
         shutil.rmtree(path)
+
+
+# Names at a staging directory's top that are pobsync's own, never received data
+# (rsync's argv keeps the remote's out of them).
+_OWN_TOP_NAMES = frozenset({METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP, DUMPS_DIR, PARTIAL_DIR})
+CLOCK_SLACK_NS = 2_000_000_000  # file times come from the kernel's coarse clock
+
+
+def set_aside_unfinished(staging: Path, since: datetime) -> int:
+    """After an interrupted run whose rsync wrote each file at its name
+    (rsync.receive_in_place): move every file it had started but not finished into
+    <staging>/.pobsync-partial/, under its base name, which is where the next run's
+    --partial-dir looks for it. No partial snapshot then holds a file cut short at its
+    own name (a restore with --allow-partial would hand it out as whole), and the next
+    run, seeded from this directory, continues it instead of fetching it again.
+
+    How a file is known unfinished: rsync sets a received file's mtime (to the
+    source's) only after its last write, so a finished file's ctime is the moment of
+    that call and differs from its mtime, while a file still being written has the
+    time of its last write as both, newer than the run's start. A file set aside by
+    mistake is only continued from by the next run, never lost. Returns how many."""
+    since_ns = int(since.timestamp() * 1e9) - CLOCK_SLACK_NS
+    aside = staging / PARTIAL_DIR
+    moved = 0
+    stack = [staging]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if directory == staging and entry.name in _OWN_TOP_NAMES:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if not (stat.S_ISREG(st.st_mode) and st.st_mtime_ns == st.st_ctime_ns):
+                    continue
+                if st.st_mtime_ns < since_ns:
+                    continue
+                aside.mkdir(mode=0o700, exist_ok=True)
+                target = aside / entry.name
+                if target.exists() or target.is_symlink():
+                    os.unlink(entry.path)  # one part per name: this one is dropped
+                else:
+                    os.rename(entry.path, target)
+                moved += 1
+    return moved
 
 
 def interrupt(staged: StagedSnapshot, exit_code: int | None, stats: Stats, now: datetime) -> None:

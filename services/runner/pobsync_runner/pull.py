@@ -25,6 +25,7 @@ from pobsync_runner.rsync import (
     RsyncResult,
     backup_progress_by_signal,
     finished_progress,
+    receive_in_place,
     rsync_argv,
 )
 from pobsync_runner.rsync_output import Progress, Stats
@@ -46,6 +47,7 @@ class Pulled:
     result: RsyncResult
     logs: list[tuple[Path, bytes]]  # (rsync's --log-file, its names' prefix)
     follower: LogFollower | None = None  # a full backup's log, read while rsync ran
+    in_place: bool = False  # rsync wrote each file at its name (rsync.receive_in_place)
 
 
 def pull(
@@ -92,6 +94,7 @@ def _relative(
     """All sources in one rsync, each at its full path (`--relative`)."""
     transfer_log = transfer_logs(spec, staged)[0]
     by_signal = backup_progress_by_signal(base_dir)
+    in_place = receive_in_place(spec, base_dir, staged.seed is not None)
     argv = rsync_argv(
         spec,
         staged.staging,
@@ -99,6 +102,7 @@ def _relative(
         seeded=staged.seed is not None,
         transfer_log=transfer_log,
         progress_by_signal=by_signal,
+        in_place=in_place,
     )
     proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), progress_by_signal=by_signal)
     # A full backup logs every file: its manifest's work per file is done beside rsync.
@@ -111,7 +115,7 @@ def _relative(
     finally:
         if follower is not None:
             follower.finish()
-    return Pulled(_settled_progress(result), [(transfer_log, b"")], follower)
+    return Pulled(_settled_progress(result), [(transfer_log, b"")], follower, in_place)
 
 
 def _settled_progress(result: RsyncResult) -> RsyncResult:

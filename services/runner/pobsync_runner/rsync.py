@@ -91,6 +91,27 @@ def backup_progress_by_signal(link_dest: Path | None) -> bool:
     return link_dest is None and progress_on_signal()
 
 
+# Host options beside which rsync (or an older remote sender) refuses --inplace.
+_NOT_IN_PLACE_WITH = frozenset({"--sparse", "-S"})
+
+
+def receive_in_place(spec: HostSpec, link_dest: Path | None, seeded: bool) -> bool:
+    """Whether a backup's rsync writes each file straight at its name (--inplace)
+    instead of into a temporary `.name.XXXXXX` renamed into place.
+
+    Only for a full backup into a fresh staging directory: no base (so no file there can
+    be a hard link into an older snapshot) and no seed (nothing there to overwrite).
+    Skipping the temporary name and the rename per file takes 7-13% off a full copy of
+    small files (docs/engine.md, "Full backups write in place"). The one file rsync was
+    receiving when a run is interrupted is then at its name, cut short: the engine sets
+    it aside into the partial directory (set_aside_unfinished), where the next run
+    continues it as it would have with --partial-dir. rsync refuses --partial-dir beside
+    --inplace, and an older remote refuses --sparse beside it."""
+    if link_dest is not None or seeded or "--inplace" in spec.rsync_options:
+        return False
+    return not _NOT_IN_PLACE_WITH.intersection(spec.rsync_options)
+
+
 def rsync_argv(
     spec: HostSpec,
     dest: Path,
@@ -100,6 +121,7 @@ def rsync_argv(
     transfer_log: Path | None = None,
     pull: SourcePull | None = None,
     progress_by_signal: bool = False,
+    in_place: bool = False,
 ) -> list[str]:
     """The full rsync command for one snapshot run (or, with `pull`, for one source of
     it pulled beside its base: pobsync_runner.beside_base; dest and link_dest are then
@@ -111,6 +133,7 @@ def rsync_argv(
     source; pobsync_runner.manifest), outside the snapshot so --delete-excluded spares it.
     `progress_by_signal`: no progress line per file; RsyncProcess asks for it by signal
     (backup_progress_by_signal says when a backup does).
+    `in_place`: --inplace instead of the partial directory (receive_in_place says when).
     """
     argv = [
         "rsync",
@@ -131,7 +154,7 @@ def rsync_argv(
     ]
     if link_dest is not None:
         argv.append(f"--link-dest={link_dest}")
-    argv += partial_dir_args(spec, dest)
+    argv += partial_dir_args(spec, dest, in_place=in_place)
     if seeded:
         argv += ["--delete", "--delete-excluded"]
     if transfer_log is not None:
@@ -156,19 +179,20 @@ def rsync_argv(
     return argv
 
 
-def partial_dir_args(spec: HostSpec, dest: Path) -> list[str]:
+def partial_dir_args(spec: HostSpec, dest: Path, *, in_place: bool = False) -> list[str]:
     """Keep interrupted files' received parts in <dest>/.pobsync-partial/ (absolute, so
     one directory for the whole run, whatever the source paths), from which the next run
     seeded from this staging directory continues them. The remote can never supply that
     directory (exclude), and a seeded run's --delete-excluded never removes it (protect).
-    None with --inplace: rsync refuses --partial-dir beside it."""
+    Written in place (`in_place`, or the host's own --inplace), rsync refuses
+    --partial-dir: only the exclude is left (the engine sets an interrupted file aside
+    into that directory itself: lifecycle.set_aside_unfinished)."""
+    keep_out = f"--exclude=/{PARTIAL_DIR}"
+    if in_place:
+        return ["--inplace", keep_out]
     if "--inplace" in spec.rsync_options:
-        return []
-    return [
-        f"--partial-dir={dest / PARTIAL_DIR}",
-        f"--filter=P /{PARTIAL_DIR}",
-        f"--exclude=/{PARTIAL_DIR}",
-    ]
+        return [keep_out]
+    return [f"--partial-dir={dest / PARTIAL_DIR}", f"--filter=P /{PARTIAL_DIR}", keep_out]
 
 
 @dataclass
