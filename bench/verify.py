@@ -112,7 +112,7 @@ def manifest_off():
 
     saved = (backup.write_snapshot_manifest, rsync.transfer_log_args, pull.LogFollower)
     backup.write_snapshot_manifest = lambda *a, **k: ""
-    rsync.transfer_log_args = lambda path: []
+    rsync.transfer_log_args = lambda path, **kw: []
     pull.LogFollower = NoFollower
     try:
         yield

@@ -224,3 +224,13 @@ def test_the_real_sshd_negotiates_the_cipher_pobsync_prefers(sshd):
     ssh_first = ssh_first.split(",")[0]  # this sshd is the same OpenSSH: it has them all
     assert negotiated(False) == ssh_first
     assert negotiated(True) == ("aes128-gcm@openssh.com" if cpu_has_aes() else ssh_first)
+
+
+def test_the_transfer_log_goes_to_a_file_or_to_stdout():
+    dest, log = Path("/backups/web1/N.partial"), Path("/backups/web1/.N.transfer.log")
+    to_file = rsync_argv(spec(), dest, transfer_log=log)
+    assert f"--log-file={log}" in to_file and "--debug=NSTR" in to_file
+    assert not [a for a in to_file if a.startswith("--out-format")]
+    on_stdout = rsync_argv(spec(), dest, transfer_log=log, log_on_stdout=True)
+    assert "--out-format=@pobsync|%i|%l|%C|%n" in on_stdout and "--debug=NSTR" in on_stdout
+    assert not [a for a in on_stdout if a.startswith("--log-file")]

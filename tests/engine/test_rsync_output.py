@@ -249,3 +249,83 @@ def test_the_receiver_is_rsyncs_own_child_seen_twice_never_its_ssh(tmp_path):
                     os.kill(pid, signal.SIGKILL)
         parent.kill()
         parent.wait()
+
+
+def _log_line(i: int, name: bytes) -> bytes:
+    return b"@pobsync|>f+++++++++|%d|%032x|%s\n" % (i, i, name)
+
+
+def test_the_transfer_log_on_stdout_is_copied_whole_and_never_parsed(tmp_path):
+    """rsync_argv(log_on_stdout=True): rsync's stdout holds the transfer log's lines
+    among its own (progress answers, --stats). The copy holds every byte (with \\r as a
+    line end), and no log line reaches the output parser, however the reads cut it."""
+    import random
+
+    from pobsync_runner.rsync import _LogCopy
+    from pobsync_runner.transfer_log import parse_block
+
+    rng = random.Random(7)
+    hostile = [b"plain", b"with space", b"\\#012newline-escaped", b"@pobsync|in-name", b"a|b"]
+    stream = b"Client negotiated checksum: xxh128\n"
+    names = []
+    for i in range(3000):
+        if i % 250 == 0:
+            stream += b"\r     %d  %d%%   1.00MB/s    0:00:01 (xfr#%d, to-chk=9/9)" % (
+                i,
+                i // 30,
+                i,
+            )
+            stream += b"\n" if rng.random() < 0.5 else b""
+        name = rng.choice(hostile) + b"-%d" % i
+        names.append(name)
+        stream += _log_line(i, name)
+    stream += STATS.encode()
+    for trial in range(20):
+        log = tmp_path / f"log{trial}"
+        r, w = os.pipe()
+
+        def write(r_w=w, seed=trial) -> None:
+            cuts = random.Random(seed)
+            at = 0
+            while at < len(stream):
+                step = cuts.choice([1, 7, 64, 500, 4096, 70000])
+                os.write(r_w, stream[at : at + step])
+                at += step
+            os.close(r_w)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        with _LogCopy.open(log) as copy:
+            got = [text for text, done in _lines(r, chunks=copy.take) if done]
+        writer.join()
+        os.close(r)
+        copied = log.read_bytes()
+        assert copied.replace(b"\n", b"") == stream.replace(b"\r", b"").replace(b"\n", b"")
+        assert not [line for line in got if line.startswith("@pobsync|")], trial
+        # What the parser gets holds the marker only in a progress answer a log line
+        # followed on the same line (in a name, the log line is taken out whole).
+        glued = [line for line in got if "@pobsync|" in line]
+        assert all(line.startswith("\r") for line in glued), glued
+        parser = OutputParser()
+        for line in got:
+            parser.feed(line)
+        parser.close()
+        assert parser.stats.files_total == 20000  # the --stats lines all arrived
+        algorithm, items, damaged = parse_block(log.read_bytes())
+        assert algorithm == "xxh128"
+        assert [item[3] for item in items] == names
+        assert damaged  # a name holding the marker is taken as a damaged line
+
+
+def test_the_copy_never_replaces_an_existing_log(tmp_path):
+    from pobsync_runner.rsync import _LogCopy
+
+    log = tmp_path / "log"
+    log.write_bytes(b"someone else's\n")
+    with _LogCopy.open(log) as copy:
+        assert copy is None  # rsync's lines are then parsed and dropped; no log
+    assert log.read_bytes() == b"someone else's\n"
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with _LogCopy.open(tmp_path / "link") as copy:
+        assert copy is None
+    assert not (tmp_path / "elsewhere").exists()

@@ -95,6 +95,9 @@ def _relative(
     transfer_log = transfer_logs(spec, staged)[0]
     by_signal = backup_progress_by_signal(base_dir)
     in_place = receive_in_place(spec, base_dir, staged.seed is not None)
+    # A full backup logs every file: the lines come down rsync's stdout (cheaper for
+    # rsync than a log file it appends and flushes a line at a time) into the same log.
+    full = base_dir is None and staged.seed is None
     argv = rsync_argv(
         spec,
         staged.staging,
@@ -103,11 +106,17 @@ def _relative(
         transfer_log=transfer_log,
         progress_by_signal=by_signal,
         in_place=in_place,
+        log_on_stdout=full,
     )
-    proc = RsyncProcess(argv, pass_fds=_lock_fds(lock), progress_by_signal=by_signal)
+    proc = RsyncProcess(
+        argv,
+        pass_fds=_lock_fds(lock),
+        progress_by_signal=by_signal,
+        transfer_log=transfer_log if full else None,
+    )
     # A full backup logs every file: its manifest's work per file is done beside rsync.
     follower = None
-    if base_dir is None and staged.seed is None:
+    if full:
         follower = LogFollower(transfer_log, staged.staging, manifest_build.CARRY_MAX_CHANGED)
         follower.start()
     try:

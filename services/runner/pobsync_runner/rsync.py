@@ -37,7 +37,7 @@ from pobsync_runner.manifest import MANIFEST_FILE, MANIFEST_TMP
 from pobsync_runner.rsync_output import OutputParser, Progress, Stats
 from pobsync_runner.snapshots import METADATA_FILE, PARTIAL_DIR
 from pobsync_runner.ssh import remote_prefix, rsync_rsh
-from pobsync_runner.transfer_log import transfer_log_args
+from pobsync_runner.transfer_log import LOG_MARK, transfer_log_args
 
 STDERR_TAIL_LINES = 40
 MAX_LINE = 4096  # longer lines (a runaway path) are cut, never accumulated
@@ -122,6 +122,7 @@ def rsync_argv(
     pull: SourcePull | None = None,
     progress_by_signal: bool = False,
     in_place: bool = False,
+    log_on_stdout: bool = False,
 ) -> list[str]:
     """The full rsync command for one snapshot run (or, with `pull`, for one source of
     it pulled beside its base: pobsync_runner.beside_base; dest and link_dest are then
@@ -134,6 +135,8 @@ def rsync_argv(
     `progress_by_signal`: no progress line per file; RsyncProcess asks for it by signal
     (backup_progress_by_signal says when a backup does).
     `in_place`: --inplace instead of the partial directory (receive_in_place says when).
+    `log_on_stdout`: the transfer log's lines on stdout, for RsyncProcess(transfer_log=)
+    to copy into `transfer_log` (pobsync_runner.transfer_log).
     """
     argv = [
         "rsync",
@@ -158,7 +161,7 @@ def rsync_argv(
     if seeded:
         argv += ["--delete", "--delete-excluded"]
     if transfer_log is not None:
-        argv += transfer_log_args(transfer_log)
+        argv += transfer_log_args(transfer_log, on_stdout=log_on_stdout)
     # The snapshot's own metadata files can never come from the remote.
     argv += [f"--exclude=/{name}" for name in (METADATA_FILE, MANIFEST_FILE, MANIFEST_TMP)]
     # Nor can the dumps directory: only the dump commands write there (dumps.py).
@@ -226,12 +229,80 @@ def _child_setup(
 _SUPERSEDED_REDRAW = re.compile(rb"\r [^\r\n]*(?=\r )")
 
 
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _LogCopy:
+    """Copies rsync's stdout into the transfer log (rsync_argv's log_on_stdout) and
+    hands the rest on: the log's own lines are taken out in one regular expression pass
+    per read, so none of them is split, decoded or parsed as a line in Python.
+
+    The copy is written a read's whole lines at a time, with every `\r` as a line end.
+    A progress answer does not end its line: rsync's receiver prints it and its
+    generator the log lines, so a log line can follow one on the same line; it is put
+    on a line of its own (a progress answer never holds an `@`). A partial line that
+    may be a log line waits for its end; any other goes on at once, so the latest
+    progress answer is seen early. A failed write ends the copying: the log is then
+    short, which the manifest's count check (manifest_build) notices."""
+
+    _OWN_LINES = re.compile(rb"^" + re.escape(LOG_MARK) + rb"[^\n]*\n", re.MULTILINE)
+    _GLUED = re.compile(rb"(\r[^\r\n@]*)(?=" + re.escape(LOG_MARK) + rb")")
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+        self.cut = b""  # the last partial line
+        self.passed = 0  # how much of it the parser has had
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, path: Path | None) -> Iterator[_LogCopy | None]:
+        try:
+            fd = None if path is None else os.open(path, _LOG_FLAGS, 0o600)
+        except OSError:  # no log: the manifest is then built by the walk
+            fd = None
+        if fd is None:
+            yield None
+            return
+        copy = cls(fd)
+        try:
+            yield copy
+        finally:
+            copy._copy(copy.cut)
+            os.close(fd)
+
+    def take(self, chunk: bytes) -> bytes:
+        """Copy `chunk`; what is left for the output parser."""
+        data = self.cut + chunk
+        start = data.rfind(b"\n") + 1
+        cut = data[start:]
+        rest = b""
+        if start:
+            self._copy(data[:start])
+            rest = self._OWN_LINES.sub(b"", self._GLUED.sub(rb"\1\n", data[self.passed : start]))
+            self.passed = 0
+        if cut.startswith(LOG_MARK[: len(cut)]):
+            self.cut = cut  # may be a log line: it waits for its end
+            return rest
+        rest += cut[self.passed :]
+        self.cut, self.passed = cut, len(cut)
+        return rest
+
+    def _copy(self, lines: bytes) -> None:
+        view = memoryview(self._GLUED.sub(rb"\1\n", lines).replace(b"\r", b"\n"))
+        while view and self.fd is not None:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except OSError:
+                self.fd = None
+
+
 def _lines(
     fd: int,
     *,
     settle: float = 0.0,
     exited: threading.Event | None = None,
     latest_redraw_only: bool = False,
+    chunks: Callable[[bytes], bytes] | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """(line, complete) split on \n or \r, read in 64 KiB chunks. A line that followed a
     \r keeps it in front: that is how rsync starts a progress redraw, and it can never
@@ -251,6 +322,9 @@ def _lines(
     latest_redraw_only: of the progress redraws in one read, only the last is yielded
     (dropped in one regex pass): decoding and parsing 20,000 superseded lines cost a
     restore 0.03 s of CPU beside rsync and its ssh on 2 cores.
+
+    chunks: each chunk read goes through it first, and only what it returns is split
+    into lines (_LogCopy.take).
     """
     pending = b""
     while chunk := os.read(fd, 65536):
@@ -259,6 +333,8 @@ def _lines(
                 time.sleep(settle)
             else:
                 exited.wait(settle)
+        if chunks is not None:
+            chunk = chunks(chunk)
         if latest_redraw_only:
             chunk = _SUPERSEDED_REDRAW.sub(b"", chunk)
         parts = chunk.replace(b"\r", b"\n\r").split(b"\n")
@@ -416,13 +492,17 @@ class RsyncProcess:
         pass_fds: tuple[int, ...] = (),
         progress_by_signal: bool = False,
         bind: tuple[str, int] | None = None,
+        transfer_log: Path | None = None,
     ) -> None:
         """progress_by_signal: argv has no --info=progress2 (progress_args(True)); every
         poll asks rsync for a progress line with PROGRESS_SIGNAL instead (only where
         progress_on_signal() says this rsync can). bind: (path, descriptor of it) to run
         rsync in a private mount namespace with that directory at beside_base.MOUNTPOINT
-        (beside_base.enter_namespace)."""
+        (beside_base.enter_namespace). transfer_log: argv prints the transfer log's
+        lines on stdout (rsync_argv's log_on_stdout); rsync's stdout is copied into this
+        file as it comes, a chunk per write, and the log's lines go no further."""
         self.argv = argv
+        self.transfer_log = transfer_log
         self.pass_fds = pass_fds + ((bind[1],) if bind is not None else ())
         self.bind = bind
         self.progress_by_signal = progress_by_signal
@@ -529,17 +609,19 @@ class RsyncProcess:
 
     def _read_stdout(self, stream) -> None:
         _grow_pipe(stream.fileno())
-        lines = _lines(
-            stream.fileno(),
-            settle=STDOUT_SETTLE_SECONDS,
-            exited=self._exited,
-            latest_redraw_only=True,
-        )
-        for line, complete in lines:
-            if complete:
-                self.parser.feed(line)
-            else:
-                self.parser.feed_progress(line)
+        with _LogCopy.open(self.transfer_log) as copy:
+            lines = _lines(
+                stream.fileno(),
+                settle=STDOUT_SETTLE_SECONDS,
+                exited=self._exited,
+                latest_redraw_only=True,
+                chunks=copy.take if copy is not None else None,
+            )
+            for line, complete in lines:
+                if complete:
+                    self.parser.feed(line)
+                else:
+                    self.parser.feed_progress(line)
         self.parser.close()
 
     def _read_stderr(self, stream) -> None:

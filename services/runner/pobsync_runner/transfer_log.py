@@ -3,8 +3,12 @@ it computed while receiving (`%C`), the manifest's source (pobsync_runner.manife
 
 rsync writes it with --log-file in a pull's receiver: "2026/11/30 02:55:01 [16890] "
 then LOG_FORMAT; the negotiated checksum's name (xxh128, or md5 with an older peer) is
-in the same log through --debug=NSTR. It is parsed a block of whole lines at a time by
-regular expressions, in C: a full backup logs every file.
+in the same log through --debug=NSTR. A full backup has rsync print the same lines on
+its stdout instead (--out-format, no date and pid in front), which the runner's stdout
+reader copies into the same file (rsync.RsyncProcess's `transfer_log`): a line down a
+pipe costs rsync less than a line appended and flushed to a file on the backup disk. It
+is parsed a block of whole lines at a time by regular expressions, in C, either way: a
+full backup logs every file.
 
 LogFollower reads a full backup's log while rsync still runs, so that the manifest's
 work per file (the log's items, a stat() of each file) is done beside rsync rather than
@@ -24,12 +28,14 @@ from pobsync_runner.manifest import _HEX, UNKNOWN
 from pobsync_runner.safe_read import DirCursor
 
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
-_LOG_PREFIX = rb"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] @pobsync\|"
+LOG_MARK = b"@pobsync|"
+# --log-file puts the date and rsync's pid in front; --out-format (stdout) nothing.
+_LOG_PREFIX = rb"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] )?@pobsync\|"
 _LOG_ITEM_AT = re.compile(_LOG_PREFIX, re.MULTILINE)
-_LOG_MARK = b"] @pobsync|"
 _LOG_ITEMS = re.compile(_LOG_PREFIX + rb"([^|\n]*)\|([^|\n]*)\|([^|\n]*)\|(.*)$", re.MULTILINE)
 _LOG_ALGOS = re.compile(
-    rb"\[\d+\] (?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$", re.MULTILINE
+    rb"(?:\[\d+\] |^)(?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$",
+    re.MULTILINE,
 )
 LOG_BLOCK = 1 << 20
 _RSYNC_ESCAPE = re.compile(rb"\\#([0-7]{3})")
@@ -38,8 +44,11 @@ UNKNOWN_BYTES = UNKNOWN.encode()
 Logged = dict[bytes, tuple[int, bytes]]  # raw path: (size, checksum or UNKNOWN_BYTES)
 
 
-def transfer_log_args(log_path: Path) -> list[str]:
-    """rsync options that make it write each transferred file's checksum to `log_path`."""
+def transfer_log_args(log_path: Path, *, on_stdout: bool = False) -> list[str]:
+    """rsync options that make it write each transferred file's checksum to `log_path`,
+    or, `on_stdout`, print it for RsyncProcess to copy there."""
+    if on_stdout:
+        return [f"--out-format={LOG_FORMAT}", "--debug=NSTR"]
     return [f"--log-file={log_path}", f"--log-file-format={LOG_FORMAT}", "--debug=NSTR"]
 
 
@@ -62,7 +71,7 @@ def parse_block(block: bytes) -> tuple[str | None, list[tuple[bytes, ...]], bool
     # Every item line holds the marker once, so more markers than items means a damaged
     # item line (or a name holding the marker: taken as damaged too, which costs
     # carry_over its shortcut, nothing more).
-    damaged = len(items) != block.count(_LOG_MARK)
+    damaged = len(items) != block.count(LOG_MARK)
     return _block_algorithm(block), items, damaged
 
 
