@@ -11,17 +11,18 @@ rsync run by hand with its output discarded (so the runner's own reading is not 
   (pobsync's ssh options for the key and known hosts, ssh's own cipher order);
 - plain + ssh ciphers: the same with pobsync's cipher order (AES-GCM first where the CPU
   has AES instructions: pobsync_runner.ssh.cipher_options);
-- then pobsync's options added one group at a time, in the order rsync_argv() adds them
-  (each line holds every group above it): --modify-window=-1, --relative, --timeout,
-  the partial directory (--partial-dir, its protect filter and exclude), the metadata
-  excludes, --no-human-readable --stats, the ssh ciphers, and last the transfer log
-  (--log-file with the %C checksum format and --debug=NSTR): all of pobsync's options
-  for a full backup, which asks rsync for progress by signal
-  (pobsync_runner.rsync.backup_progress_by_signal);
-- beside the last line: the same with --info=progress2 (a line per file: how full
-  backups asked for progress until 2026-12-01, and how incrementals still do), and the
-  same with the checksums printed on stdout (--out-format) instead of written to a
-  --log-file.
+- then pobsync's options for a full backup added one group at a time, in the order
+  rsync_argv() adds them (each line holds every group above it): --modify-window=-1,
+  --relative, --timeout, --inplace (with the exclude of the partial directory), the
+  metadata excludes, --no-human-readable --stats, the ssh ciphers, and last the
+  transfer log (the %C checksum format on stdout with --out-format, and --debug=NSTR):
+  all of pobsync's options for a full backup, which asks rsync for progress by signal
+  (pobsync_runner.rsync.backup_progress_by_signal) and writes in place
+  (pobsync_runner.rsync.receive_in_place);
+- beside the last line, all of them with one thing as it was before 2026-12-01: with
+  --info=progress2 (a line per file, as incrementals still ask), with the transfer log
+  written by rsync to a --log-file (as incrementals still do), and with the partial
+  directory instead of --inplace (as incrementals still do).
 
 Each line prints its median and the median of each round's own ratio to plain (the
 verdict: the disk drifts). --dest-dir puts the copies on another file system, e.g.
@@ -71,11 +72,11 @@ def groups(spec, dest: Path, log: Path) -> list[tuple[str, list[str]]]:
         ("--modify-window=-1", ["--modify-window=-1"]),
         ("--relative", ["--relative"]),
         ("--timeout", [f"--timeout={spec.rsync_timeout}"]),
-        ("partial dir", partial_dir_args(spec, dest)),
+        ("--inplace", partial_dir_args(spec, dest, in_place=True)),
         ("metadata excludes", [f"--exclude=/{name}" for name in own]),
         ("--stats", progress_args(backup_progress_by_signal(None)) + ["--stats"]),
         ("ssh ciphers", ["--rsh", rsync_rsh(spec.ssh)]),  # rsync's last --rsh wins
-        ("--log-file %C (all)", transfer_log_args(log)),
+        ("%C on stdout (all)", transfer_log_args(log, on_stdout=True)),
     ]
 
 
@@ -92,8 +93,9 @@ def main() -> int:
 def run(args, work: Path, server) -> int:
     from pobsync_models.models import Host
     from pobsync_models.specs import host_spec
+    from pobsync_runner.rsync import partial_dir_args, progress_args
     from pobsync_runner.ssh import remote_prefix, rsync_rsh
-    from pobsync_runner.transfer_log import LOG_FORMAT
+    from pobsync_runner.transfer_log import transfer_log_args
 
     (work / "backups").mkdir()
     config = configure_site(work / "backups", server)
@@ -126,17 +128,22 @@ def run(args, work: Path, server) -> int:
             steps[f"+ {name}"] = contender(
                 lambda d, log, i=i: [o for _, opts in groups(spec, d, log)[: i + 1] for o in opts]
             )
-        steps["all + --info=progress2"] = contender(
-            lambda d, log: (
-                [o for _, opts in groups(spec, d, log) for o in opts] + ["--info=progress2"]
+
+        def all_but(name: str, instead: Callable[[Path, Path], list[str]]):
+            return contender(
+                lambda d, log: [
+                    o
+                    for group, opts in groups(spec, d, log)
+                    for o in (instead(d, log) if group == name else opts)
+                ]
             )
+
+        steps["all + --info=progress2"] = all_but("--stats", lambda d, log: [
+            *progress_args(False), "--stats"])  # fmt: skip
+        steps["all, %C to a --log-file"] = all_but(
+            "%C on stdout (all)", lambda d, log: transfer_log_args(log)
         )
-        steps["all, %C on stdout"] = contender(
-            lambda d, log: (
-                [o for _, opts in groups(spec, d, log)[:-1] for o in opts]
-                + [f"--out-format={LOG_FORMAT}", "--debug=NSTR"]
-            )
-        )
+        steps["all, --partial-dir"] = all_but("--inplace", lambda d, log: partial_dir_args(spec, d))
         load = os.getloadavg()[0]
         print(
             f"workload: {args.files:,} files of 4 KiB, full copies over the loopback sshd into "
