@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/backup.py --sizes 20000      # full matrix at 20,000 files
     .venv/bin/python bench/backup.py --sizes 100000     # incrementals at 100,000 files
+    .venv/bin/python bench/backup.py --sizes 100000 --depths 1 --big-full   # and full
     .venv/bin/python bench/backup.py --quick    # 2,000 files, 2 rounds: a smoke run
 
 Workload: generated source trees of 4 KiB files in 100-file directories, served by a
@@ -24,9 +25,10 @@ equally often), medians of --rounds:
 Steps: full (no base), unchanged incremental, and an incremental after 1% of the files
 were rewritten (same sizes, new content). 100,000-file trees time the two incrementals
 only, without the old argv; their full copies are made once, untimed (they only make
-bases). Every snapshot and copy stays until the run ends (deleting them between
-rounds stalled the next writes on this disk for seconds at random); 20,000-file trees
-get new hosts each round, so each round's full step is one. Printed: the medians, and
+bases), unless --big-full times a full backup each round too (on hosts of its own).
+Every snapshot and copy stays until the run ends (deleting them between rounds stalled
+the next writes on this disk for seconds at random); 20,000-file trees get new hosts
+each round, so each round's full step is one. Printed: the medians, and
 as the verdict the median of each round's own ratio. Sizes, depths and rounds are
 options; the default matrix takes about 45 minutes on the shared 2-core machine at load
 10, so the documented figures come from two invocations (--sizes 20000, then --sizes
@@ -88,6 +90,11 @@ def main() -> int:
     # even, so each side goes first equally often (the order alternates per round)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--workdir", help="where to build backups (default: a tmp dir)")
+    ap.add_argument(
+        "--big-full",
+        action="store_true",
+        help="time the full step on trees over 20,000 files too (new hosts per round)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.rounds = "2000", 2
@@ -268,6 +275,12 @@ def one_tree(b: Bench, results, src: Path, files: int, depth: int) -> None:
     else:
         state["old"] = old_base(b, h_old, plain_dir)
     for k in range(b.args.rounds):
+        if big and b.args.big_full:  # on hosts of its own: the incrementals' bases stay
+            kept = hosts, state["plain"]
+            hosts = {w: b.host(f"{w}-{tag}-full{k}", src) for w in ("run", "cli")}
+            state["plain"] = None
+            record("full", [("plain", plain_step), ("runner", runner("full")), ("CLI", cli)], k)
+            hosts, state["plain"] = kept
         if not big:
             state["plain"] = None
             hosts = {w: b.host(f"{w}-{tag}-r{k}", src) for w in ("run", "cli")}
