@@ -329,3 +329,14 @@ def test_the_copy_never_replaces_an_existing_log(tmp_path):
     with _LogCopy.open(tmp_path / "link") as copy:
         assert copy is None
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_partial_line_is_held_for_the_log_only_up_to_a_line_s_length(tmp_path):
+    from pobsync_runner.rsync import MAX_LINE, _LogCopy
+
+    with _LogCopy.open(tmp_path / "log") as copy:
+        assert copy.take(b"Number of files: 3\n@pobsync|>f") == b"Number of files: 3\n"
+        runaway = b"x" * MAX_LINE
+        assert copy.take(runaway) == b"@pobsync|>f" + runaway  # no longer held
+        assert copy.take(b"y\n") == b"y\n"
+    assert (tmp_path / "log").read_bytes() == b"Number of files: 3\n@pobsync|>f" + runaway + b"y\n"

@@ -241,9 +241,9 @@ class _LogCopy:
     A progress answer does not end its line: rsync's receiver prints it and its
     generator the log lines, so a log line can follow one on the same line; it is put
     on a line of its own (a progress answer never holds an `@`). A partial line that
-    may be a log line waits for its end; any other goes on at once, so the latest
-    progress answer is seen early. A failed write ends the copying: the log is then
-    short, which the manifest's count check (manifest_build) notices."""
+    may be a log line waits for its end (up to MAX_LINE bytes); any other goes on at
+    once, so the latest progress answer is seen early. A failed write ends the copying:
+    the log is then short, which the manifest's count check (manifest_build) notices."""
 
     _OWN_LINES = re.compile(rb"^" + re.escape(LOG_MARK) + rb"[^\n]*\n", re.MULTILINE)
     _GLUED = re.compile(rb"(\r[^\r\n@]*)(?=" + re.escape(LOG_MARK) + rb")")
@@ -280,7 +280,7 @@ class _LogCopy:
             self._copy(data[:start])
             rest = self._OWN_LINES.sub(b"", self._GLUED.sub(rb"\1\n", data[self.passed : start]))
             self.passed = 0
-        if cut.startswith(LOG_MARK[: len(cut)]):
+        if len(cut) <= MAX_LINE and cut.startswith(LOG_MARK[: len(cut)]):
             self.cut = cut  # may be a log line: it waits for its end
             return rest
         rest += cut[self.passed :]
