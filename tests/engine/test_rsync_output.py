@@ -340,3 +340,18 @@ def test_a_partial_line_is_held_for_the_log_only_up_to_a_line_s_length(tmp_path)
         assert copy.take(runaway) == b"@pobsync|>f" + runaway  # no longer held
         assert copy.take(b"y\n") == b"y\n"
     assert (tmp_path / "log").read_bytes() == b"Number of files: 3\n@pobsync|>f" + runaway + b"y\n"
+
+
+def test_signalled_progress_moves_on_when_the_receiver_is_found_after_an_answer():
+    """On a busy machine the receiver can be found a poll after rsync's first answer:
+    the bytes it writes from then on still move the progress through a large file."""
+    from pobsync_runner.rsync import _SignalledProgress
+
+    parser = OutputParser()
+    signalled = _SignalledProgress()
+    assert signalled.update(parser, None).bytes == 0
+    parser.feed_progress("\r              6   0%    0.00kB/s    0:00:00 (xfr#1, to-chk=8/9)")
+    assert signalled.update(parser, None).bytes == 6  # the answer; no receiver yet
+    assert signalled.update(parser, 787_490).bytes == 6  # found: counted from here
+    assert signalled.update(parser, 1_573_922).bytes == 6 + 1_573_922 - 787_490
+    assert signalled.update(parser, 2_884_642).bytes == 6 + 2_884_642 - 787_490

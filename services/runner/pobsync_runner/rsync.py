@@ -471,6 +471,10 @@ class _SignalledProgress:
         if parser.progress_seen != self._answer:  # before the first answer: all it wrote
             self._answer = parser.progress_seen
             self._anchor = written if self._answer else 0
+        elif self._anchor is None:
+            # The receiver was found only after this answer came (a busy machine): count
+            # from now, or a large file would show no progress until the next answer.
+            self._anchor = written
         extra = 0
         if written is not None and self._anchor is not None:
             extra = max(0, written - self._anchor)
