@@ -240,7 +240,7 @@ def set_aside_unfinished(staging: Path, since: datetime) -> int:
                     continue
                 aside.mkdir(mode=0o700, exist_ok=True)
                 target = aside / entry.name
-                if target.exists() or target.is_symlink():
+                if os.path.lexists(target):
                     os.unlink(entry.path)  # one part per name: this one is dropped
                 else:
                     os.rename(entry.path, target)
