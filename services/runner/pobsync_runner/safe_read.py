@@ -74,7 +74,9 @@ class DirCursor:
                 else:
                     self._fd = fd
         if self._error is not None:
-            raise self._error
+            # The same error again, without the tracebacks of its earlier raises (each
+            # raise of one object adds to its traceback, which holds their frames).
+            raise self._error.with_traceback(None)
         return self._fd if self._fd is not None else self.root_fd
 
     def lstat(self, path: bytes) -> tuple[int, os.stat_result]:
