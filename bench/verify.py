@@ -110,6 +110,9 @@ def manifest_off():
         def finish(self) -> None:
             pass
 
+        def discard(self) -> None:
+            pass
+
     saved = (backup.write_snapshot_manifest, rsync.transfer_log_args, pull.LogFollower)
     backup.write_snapshot_manifest = lambda *a, **k: ""
     rsync.transfer_log_args = lambda path, **kw: []

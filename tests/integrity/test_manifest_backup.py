@@ -234,13 +234,21 @@ def test_a_full_backups_manifest_comes_from_rsyncs_log_without_a_walk(engine, mo
         assert entry.checksum == xxh128sum(one / os.fsdecode(path))
 
 
-def test_more_logged_files_than_it_holds_are_walked(engine, monkeypatch):
+def test_an_incremental_with_more_logged_files_than_it_holds_is_walked(engine, monkeypatch):
+    """Memory stays bounded: an incremental's logged files are held (carry_over) only up
+    to CARRY_MAX_CHANGED; a full backup's are followed on disk, at any number."""
     import pobsync_runner.manifest_build as build
 
     _two_files(engine)
-    monkeypatch.setattr(build, "CARRY_MAX_CHANGED", 1)  # memory stays bounded
+    monkeypatch.setattr(build, "CARRY_MAX_CHANGED", 1)
     walks = _count_walks(monkeypatch)
     first = run_backup(engine.host)
     assert first.outcome == BackupRun.Outcome.SUCCESS, first.message
-    assert walks == [1]
+    assert walks == []  # the full backup's two files: followed, not held
     _exact(engine.host_dir / first.snapshot_name)
+    for name in ("sub/a.bin", "big.bin"):
+        (engine.src / name).write_bytes(os.urandom(4000))
+    second = run_backup(engine.host)
+    assert second.outcome == BackupRun.Outcome.SUCCESS, second.message
+    assert walks == [1]
+    _exact(engine.host_dir / second.snapshot_name)

@@ -190,7 +190,8 @@ def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(
 
     reader = open_manifest(base)
     try:
-        assert _patched(staging, "xxh128", reader, changed, len(expected))
+        records = ((path, changed[path], None) for path in sorted(changed))
+        assert _patched(staging, "xxh128", reader, records, len(expected))
     finally:
         reader.close()
 

@@ -201,6 +201,7 @@ def _started_backup(
         if progress is not None:
             progress(p)
 
+    pulled: Pulled | None = None
     try:
         try:
             pulled = pull(
@@ -230,6 +231,8 @@ def _started_backup(
     finally:
         for transfer_log in transfer_logs(spec, staged):
             transfer_log.unlink(missing_ok=True)
+        if pulled is not None and pulled.follower is not None:
+            pulled.follower.discard()
 
 
 def _conclude(

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +44,8 @@ from pobsync_runner.manifest import (
 from pobsync_runner.safe_read import DirCursor
 from pobsync_runner.transfer_log import (
     UNKNOWN_BYTES,
+    Followed,
     LogFollower,
-    Logged,
     log_blocks,
     logged_files,
     regular_stat,
@@ -286,22 +286,23 @@ def carry_over(
     At most CARRY_MAX_CHANGED logged files are held in memory: beyond, the walk.
 
     `follower`, given for a full backup's one log: its files, algorithm and the stat()s
-    it made while rsync ran stand in for reading the log again.
+    it made while rsync ran stand in for reading the log again, from its spill on disk
+    (no limit: memory stays flat in file count).
     """
     if (staging / DUMPS_DIR).exists():
         return False
-    early = None
     if follower is not None and base_dir is None and len(transfer_logs) == 1:
         followed = follower.followed()
-        logged = None if followed is None else followed[:2]
-        early = None if followed is None else followed[2]
-    else:
-        logged = logged_files(transfer_logs, CARRY_MAX_CHANGED)
+        if followed is None or followed.algorithm not in ALGORITHMS:
+            return False
+        return _patched(staging, followed.algorithm, None, followed.records(), regular_files)
+    logged = logged_files(transfer_logs, CARRY_MAX_CHANGED)
     if logged is None or logged[1] not in ALGORITHMS:
         return False
     changed, algorithm = logged
+    records = ((path, changed[path], None) for path in sorted(changed))
     if base_dir is None:  # a full backup: every file was received, so logged
-        return _patched(staging, algorithm, None, changed, regular_files, early)
+        return _patched(staging, algorithm, None, records, regular_files)
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
@@ -313,7 +314,7 @@ def carry_over(
         reader.fh.seek(0)
         if not changed:
             return base_count == regular_files and _copy_manifest(reader, staging)
-        return _patched(staging, algorithm, reader, changed, regular_files)
+        return _patched(staging, algorithm, reader, records, regular_files)
     finally:
         reader.close()
 
@@ -336,9 +337,8 @@ def _patched(
     staging: Path,
     algorithm: str,
     base: ManifestReader | None,
-    changed: Logged,
+    records: Iterable[Followed],
     regular_files: int,
-    early: dict[bytes, tuple[int, int, int]] | None = None,
 ) -> bool:
     """The base's lines in order, each logged file's own line in its place (stat()ed: it
     is a new inode), the logged files the base lacks inserted; kept only when the count
@@ -347,16 +347,21 @@ def _patched(
     that changed a few files costs their number, not the snapshot's. The logged files'
     lines go out in runs (a full backup's are all one run), with no object per file.
 
-    early: (size, mtime_ns, inode) stat()ed while rsync ran (LogFollower); one is used
-    only while the directory's listing still names that inode there (one getdents per
-    directory instead of a stat per file), else the file is stat()ed now."""
+    records: (path, (logged size, checksum), early) in path order; early is (size,
+    mtime_ns, inode) stat()ed while rsync ran (LogFollower), used only while the
+    directory's listing still names that inode there (one getdents per directory
+    instead of a stat per file), else the file is stat()ed now. A path that comes twice
+    (logged twice: rsync's log escaping is ambiguous) or out of order: False."""
     lines = _BaseLines(base) if base is not None else None
     run: list[bytes] = []
     first = prev = b""  # the run's first and last paths
     with closing(DirCursor(staging)) as cursor:
         writer = ManifestWriter(staging, algorithm)
         try:
-            for path in sorted(changed):
+            for path, logged, early in records:
+                if path <= prev:
+                    writer.abort()
+                    return False
                 if lines is not None:
                     if run:
                         writer.write_lines(run, first, prev)
@@ -364,7 +369,7 @@ def _patched(
                     if not lines.copy_until(path, writer):
                         writer.abort()
                         return False
-                line = _logged_line(cursor, path, changed[path], early)
+                line = _logged_line(cursor, path, logged, early)
                 if line is None:
                     writer.abort()
                     return False
@@ -472,13 +477,12 @@ def _logged_line(
     cursor: DirCursor,
     path: bytes,
     logged: tuple[int, bytes],
-    early: dict[bytes, tuple[int, int, int]] | None,
+    early: tuple[int, int, int] | None,
 ) -> bytes | None:
     """The logged file's line: from its early stat() while its directory still lists
     that inode under its name (a file replaced since would show another), else stat()ed
     now; None when it is not there as a regular file."""
-    seen = _still_listed(cursor, path, early.get(path)) if early else None
-    seen = seen or regular_stat(cursor, path)
+    seen = _still_listed(cursor, path, early) or regular_stat(cursor, path)
     if seen is None:
         return None
     size, mtime_ns, inode = seen

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from pobsync_models.specs import HostSpec
-from pobsync_runner import beside_base, manifest_build
+from pobsync_runner import beside_base
 from pobsync_runner.lifecycle import StagedSnapshot
 from pobsync_runner.lock import HostLock
 from pobsync_runner.rsync import (
@@ -117,7 +117,7 @@ def _relative(
     # A full backup logs every file: its manifest's work per file is done beside rsync.
     follower = None
     if full:
-        follower = LogFollower(transfer_log, staged.staging, manifest_build.CARRY_MAX_CHANGED)
+        follower = LogFollower(transfer_log, staged.staging)
         follower.start()
     try:
         result = proc.run(stop=stop, on_progress=report, progress_interval=progress_interval)

@@ -20,9 +20,12 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from pobsync_runner.manifest import _HEX, UNKNOWN
 from pobsync_runner.safe_read import DirCursor
@@ -101,23 +104,38 @@ def log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, .
                 return
 
 
-def add_logged(logged: Logged, items: list[tuple[bytes, ...]], prefix: bytes) -> list[bytes] | None:
-    """Add the regular files among `items` to `logged`; their raw paths in log order, or
-    None when the log cannot vouch for them: a hard link rsync made between new files
-    (-H), or a name logged twice (rsync's log escaping is ambiguous)."""
-    added = []
+def logged_items(
+    items: list[tuple[bytes, ...]], prefix: bytes
+) -> list[tuple[bytes, int, bytes]] | None:
+    """The regular files among `items` as (raw path, size, checksum or UNKNOWN_BYTES) in
+    log order, or None when the log cannot vouch for them: a hard link rsync made between
+    new files (-H)."""
+    found = []
     for iflags, size, checksum, name in items:
         if iflags[1:2] != b"f":
             continue  # a directory, symlink or device: not in the manifest
-        raw = prefix + unescape_rsync(name)
-        if iflags[:1] not in (b">", b"c") or raw in logged:
+        if iflags[:1] not in (b">", b"c"):
             return None
         checksum = checksum.strip()
         known = iflags[:1] == b">" and _HEX.match(checksum) and size.isdigit()
-        logged[raw] = (int(size) if size.isdigit() else -1,
-                       checksum if known else UNKNOWN_BYTES)  # fmt: skip
-        added.append(raw)
-    return added
+        found.append((prefix + unescape_rsync(name),
+                      int(size) if size.isdigit() else -1,
+                      checksum if known else UNKNOWN_BYTES))  # fmt: skip
+    return found
+
+
+def add_logged(logged: Logged, items: list[tuple[bytes, ...]], prefix: bytes) -> bool:
+    """Add the regular files among `items` to `logged`; False when the log cannot vouch
+    for them (logged_items), or a name is logged twice (rsync's log escaping is
+    ambiguous)."""
+    found = logged_items(items, prefix)
+    if found is None:
+        return False
+    for raw, size, checksum in found:
+        if raw in logged:
+            return False
+        logged[raw] = (size, checksum)
+    return True
 
 
 def logged_files(
@@ -131,7 +149,7 @@ def logged_files(
     for transfer_log, prefix in transfer_logs:
         algorithm = None
         for named, items, damaged in log_blocks(transfer_log):
-            if damaged or add_logged(logged, items, prefix) is None or len(logged) > limit:
+            if damaged or not add_logged(logged, items, prefix) or len(logged) > limit:
                 return None
             algorithm = algorithm or named
         algorithms.add(algorithm)
@@ -155,28 +173,35 @@ def regular_stat(cursor: DirCursor, path: bytes) -> tuple[int, int, int] | None:
 
 FOLLOW_SECONDS = 0.25
 
+Followed = tuple[bytes, tuple[int, bytes], "tuple[int, int, int] | None"]
+
 
 class LogFollower:
     """Reads one rsync's log as it grows (a thread, every FOLLOW_SECONDS) and stat()s
     each logged file once the next item is logged: rsync's receiver logs a file before
-    it renames it into place, and the next file only after that. What it gathers
-    (followed()) is what logged_files() and a stat() per file would give after rsync,
-    for a manifest to use where it can show it still holds (manifest_build._patched
-    checks each stat'ed inode against the directory's listing).
+    it is whole in place, and the next file only after that. Each file's record (path,
+    logged size and checksum, its stat() or none) goes to an unnamed spill file beside
+    the log, not to memory, so a full backup of any size costs the same few MB here;
+    records() gives them back in path order (sorted by `sort`, which spills to disk in
+    turn), for a manifest to use where it can show they still hold
+    (manifest_build._patched checks each stat()ed inode against the directory's
+    listing).
 
     For a full backup, whose log holds every file: the stat()s then overlap rsync's own
-    work (docs/performance.md). Memory: at most `limit` files; beyond, it gives up and
-    the manifest is built after rsync as before."""
+    work (docs/performance.md). A log it cannot vouch for (a damaged line, a hard link
+    between new files) ends it: followed() is then None and the manifest is built after
+    rsync, by the walk."""
 
-    def __init__(self, log_path: Path, root: Path, limit: int) -> None:
-        self.log_path, self.root, self.limit = log_path, root, limit
-        self.logged: Logged = {}
-        self.stats: dict[bytes, tuple[int, int, int]] = {}  # path: (size, mtime_ns, ino)
+    def __init__(self, log_path: Path, root: Path) -> None:
+        self.log_path, self.root = log_path, root
         self.algorithm: str | None = None
         self.failed = False
+        self.files = 0  # regular files logged
+        self.stated = 0  # of them, stat()ed while rsync ran
         self._fd: int | None = None
         self._pending = b""
-        self._unstated: list[bytes] = []
+        self._unstated: list[tuple[bytes, int, bytes]] = []
+        self._spill: IO[bytes] | None = None
         self._cursor: DirCursor | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(
@@ -196,25 +221,62 @@ class LogFollower:
             self._thread.join()
         try:
             self._take(final=True)
+            self._spill_out(self._unstated, stat_them=False)  # may not be in place yet
+            self._unstated = []
         except OSError:
-            self.failed = True
+            self._fail()
         finally:
             self._close()
 
-    def followed(self) -> tuple[Logged, str | None, dict[bytes, tuple[int, int, int]]] | None:
-        """(logged files, algorithm, early stats), or None when the log cannot vouch for
+    def followed(self) -> LogFollower | None:
+        """The follower, its log read to the end, or None when the log cannot vouch for
         its files."""
         self.finish()
-        if self.failed:
-            return None
-        return self.logged, self.algorithm, self.stats
+        return None if self.failed else self
+
+    def records(self) -> Iterator[Followed]:
+        """Every logged regular file as (raw path, (logged size, checksum), (size,
+        mtime_ns, inode) stat()ed while rsync ran or None), in raw path order; a path
+        logged twice comes twice, one after the other. Once: the spill goes with it."""
+        spill, self._spill = self._spill, None
+        if spill is None:
+            return
+        with spill:
+            spill.flush()
+            spill.seek(0)
+            with subprocess.Popen(
+                ["sort", "-S", "32M", "-T", str(self.log_path.parent)],
+                stdin=spill,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "LC_ALL": "C"},
+            ) as proc:
+                for line in proc.stdout or ():
+                    key, size, checksum, st_size, mtime_ns, inode = line.split(b"\t")
+                    seen = None if st_size == b"-" else (int(st_size), int(mtime_ns), int(inode))
+                    yield bytes.fromhex(key.decode()), (int(size), checksum), seen
+            if proc.returncode:
+                raise subprocess.CalledProcessError(proc.returncode, proc.args)
+
+    def discard(self) -> None:
+        """Drop the spill (a run whose manifest is not written from it)."""
+        self.finish()
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def _follow(self) -> None:
         try:
             while not self._done.wait(FOLLOW_SECONDS):
                 self._take(final=False)
         except Exception:  # noqa: BLE001  (never fatal: the manifest is then built after)
-            self.failed = True
+            self._fail()
+
+    def _fail(self) -> None:
+        self.failed = True
+        self._unstated = []
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
     def _take(self, *, final: bool) -> None:
         if self.failed:
@@ -231,35 +293,45 @@ class LogFollower:
             self._parse(block[:cut])
             if self.failed:
                 return
+            if len(self._unstated) > 1:  # a block's worth at most is held
+                # The last logged file may not be in place yet; every earlier one is.
+                self._spill_out(self._unstated[:-1], stat_them=True)
+                self._unstated = self._unstated[-1:]
         if final and self._pending:
             self._parse(self._pending)
             self._pending = b""
-        if not final:
-            self._stat_all_but_last()
 
     def _parse(self, block: bytes) -> None:
         if not block:
             return
         named, items, damaged = parse_block(block)
-        added = None if damaged else add_logged(self.logged, items, b"")
-        if added is None or len(self.logged) > self.limit:
-            self.failed = True
-            self.logged, self.stats, self._unstated = {}, {}, []
+        found = None if damaged else logged_items(items, b"")
+        if found is None:
+            self._fail()
             return
         self.algorithm = self.algorithm or named
-        self._unstated += added
+        self._unstated += found
+        self.files += len(found)
 
-    def _stat_all_but_last(self) -> None:
-        """The last logged file may not be in place yet; every earlier one is."""
-        if len(self._unstated) < 2:
+    def _spill_out(self, files: list[tuple[bytes, int, bytes]], *, stat_them: bool) -> None:
+        if self.failed:
             return
-        ready, self._unstated = self._unstated[:-1], self._unstated[-1:]
-        if self._cursor is None:
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(
+                prefix=".pobsync-follow.", dir=self.log_path.parent
+            )
+        if stat_them and self._cursor is None:
             self._cursor = DirCursor(self.root)
-        for path in ready:
-            seen = regular_stat(self._cursor, path)
-            if seen is not None:
-                self.stats[path] = seen
+        lines = []
+        for path, size, checksum in files:
+            seen = regular_stat(self._cursor, path) if stat_them else None
+            record = b"%s\t%d\t%s\t" % (path.hex().encode(), size, checksum)
+            if seen is None:
+                lines.append(record + b"-\t-\t-\n")
+            else:
+                self.stated += 1
+                lines.append(record + b"%d\t%d\t%d\n" % seen)
+        self._spill.write(b"".join(lines))
 
     def _close(self) -> None:
         if self._fd is not None:
