@@ -14,7 +14,7 @@ import pytest
 from pobsync_models.models import BackupRun
 from pobsync_runner import transfer_log
 from pobsync_runner.backup import run_backup
-from pobsync_runner.manifest import MANIFEST_FILE
+from pobsync_runner.manifest import MANIFEST_FILE, line_of
 from pobsync_runner.manifest_build import carry_over
 from pobsync_runner.transfer_log import LogFollower, logged_files
 from tests.engine.slow_transfer import wait_for
@@ -57,11 +57,13 @@ def test_it_stats_each_file_once_the_next_is_logged_and_ends_as_the_log_read_aft
     logged, algorithm = logged_files([(log, b"")], 1000)
     assert (followed.algorithm, followed.files) == (algorithm, 4)
     records = list(followed.records())
-    assert [(path, got) for path, got, _ in records] == sorted(logged.items())
-    early = {path: seen for path, _, seen in records}
+    assert [path for path, _, _ in records] == sorted(logged)
+    by_path = {path: (got, early) for path, got, early in records}
     st = os.lstat(root / "d" / "f1")
-    assert early[b"d/f1"] == (st.st_size, st.st_mtime_ns, st.st_ino)
-    assert early[b"d/f3"] is None  # the last one is left to the manifest's own stat()
+    line = line_of(logged[b"d/f1"][1], 1, st.st_mtime_ns, st.st_ino, b"d/f1")
+    assert by_path[b"d/f1"] == (None, (st.st_ino, line))  # its manifest line, made early
+    # The last one is left to the manifest's own stat(), with what the log says.
+    assert by_path[b"d/f3"] == (logged[b"d/f3"], None)
     assert list(followed.records()) == []  # once: the spill went with the first reading
 
 
@@ -190,3 +192,33 @@ def test_the_follower_thread_ends_with_the_backup_even_when_rsync_fails(engine, 
     run = run_backup(engine.host)
     assert run.outcome == BackupRun.Outcome.FAILED
     assert not [t for t in threading.enumerate() if t.name.startswith("LogFollower")]
+
+
+OUT = b""  # rsync's stdout (--out-format) has no date and pid in front
+
+
+@pytest.mark.parametrize("stamp", [STAMP, OUT])
+def test_a_full_backups_block_is_read_in_one_pass_as_the_general_way_reads_it(stamp):
+    """received_files() is logged_items(parse_block()) for the blocks a full backup
+    logs, and declines (None) every block that needs the general way."""
+    plain = [
+        b"@pobsync|cd+++++++++|4096|                                |srv/\n",
+        b"@pobsync|>f+++++++++|12|%032x|srv/a b|c\n" % 1,
+        b"@pobsync|cL+++++++++|2|                                |srv/link\n",
+        b"@pobsync|>f+++++++++|0|%032x  |srv/new\\#012line\n" % 2,
+        b"@pobsync|cD+++++++++|0|                                |srv/dev\n",
+        b"@pobsync|>f+++++++++|7|%040x|srv/sha-like\n" % 3,
+    ]
+    block = b"Client negotiated checksum: xxh128\n" + b"".join(stamp + line for line in plain)
+    named, items, damaged = transfer_log.parse_block(block)
+    assert not damaged and named == "xxh128"
+    general = transfer_log.logged_items(items, b"")
+    assert transfer_log.received_files(block) == general
+    assert [p for p, _, _ in general] == [b"srv/a b|c", b"srv/new\nline", b"srv/sha-like"]
+    for odd in (
+        b"@pobsync|>f+++++++++|5|                                |srv/no-checksum\n",
+        b"@pobsync|hf+++++++++|5|%032x|srv/hard => srv/a\n" % 4,
+        b"@pobsync|>f+++++++++|5|%032x\n" % 5,  # damaged
+        b"@pobsync|cf+++++++++|5|%032x|srv/local copy\n" % 6,
+    ):
+        assert transfer_log.received_files(block + stamp + odd) is None

@@ -31,7 +31,6 @@ import functools
 import os
 import signal
 import struct
-import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ from pathlib import Path
 from pobsync_models.stopping import STOP_SIGNALS
 from pobsync_runner.linux import die_with_parent, libc
 from pobsync_runner.manifest import ManifestError, open_manifest
-from pobsync_runner.safe_read import DirCursor
+from pobsync_runner.safe_read import FS_ENCODING, FS_ERRORS, DirCursor
 
 HEADER = struct.Struct("<IiI")
 NAME_LENGTH = struct.Struct("<H")
@@ -47,7 +46,7 @@ ABSENT = -2  # a differing name that snapshot does not list (NOT_REGULAR is -1)
 READ_SIZE = 1 << 16
 MAX_PENDING = 1024  # records read ahead of the verification, at most (memory stays flat)
 NOT_READY = object()  # differing()'s answer when the child has not sent that directory
-_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
 
 # name -> what each snapshot lists under it; None: the directory cannot be compared
 Names = dict[bytes, tuple[int, ...]] | None
@@ -109,7 +108,7 @@ class ListingsAhead:
                 return None
             inodes = dict(first)
             for name, values in names.items():
-                key, value = name.decode(_FS_ENCODING, _FS_ERRORS), values[k]
+                key, value = name.decode(FS_ENCODING, FS_ERRORS), values[k]
                 if value == ABSENT:
                     inodes.pop(key, None)
                 else:
@@ -260,7 +259,7 @@ def _held(parent: bytes, names: set[bytes], cursors: list[DirCursor]) -> Names:
     listings = [cursor.inodes(parent)[2] for cursor in cursors]
     held: dict[bytes, tuple[int, ...]] = {}
     for name in names:
-        key = name.decode(_FS_ENCODING, _FS_ERRORS)
+        key = name.decode(FS_ENCODING, FS_ERRORS)
         held[name] = tuple(listing.get(key, ABSENT) for listing in listings)
     return held
 

@@ -41,7 +41,7 @@ from pobsync_runner.manifest import (
     unescape_path,
     walk_entries,
 )
-from pobsync_runner.safe_read import DirCursor
+from pobsync_runner.safe_read import FS_ENCODING, FS_ERRORS, DirCursor
 from pobsync_runner.transfer_log import (
     UNKNOWN_BYTES,
     Followed,
@@ -347,15 +347,17 @@ def _patched(
     that changed a few files costs their number, not the snapshot's. The logged files'
     lines go out in runs (a full backup's are all one run), with no object per file.
 
-    records: (path, (logged size, checksum), early) in path order; early is (size,
-    mtime_ns, inode) stat()ed while rsync ran (LogFollower), used only while the
-    directory's listing still names that inode there (one getdents per directory
-    instead of a stat per file), else the file is stat()ed now. A path that comes twice
-    (logged twice: rsync's log escaping is ambiguous) or out of order: False."""
+    records: (path, (logged size, checksum), early) in path order (Followed); early,
+    (inode, the manifest line) from a stat() while rsync ran (LogFollower), is used only
+    while the directory's listing still names that inode there (one getdents per
+    directory instead of a stat per file), else the file is stat()ed now. A path that
+    comes twice (logged twice: rsync's log escaping is ambiguous) or out of order:
+    False."""
     lines = _BaseLines(base) if base is not None else None
     run: list[bytes] = []
     first = prev = b""  # the run's first and last paths
     with closing(DirCursor(staging)) as cursor:
+        listings = _Listings(cursor)
         writer = ManifestWriter(staging, algorithm)
         try:
             for path, logged, early in records:
@@ -369,7 +371,7 @@ def _patched(
                     if not lines.copy_until(path, writer):
                         writer.abort()
                         return False
-                line = _logged_line(cursor, path, logged, early)
+                line = _logged_line(cursor, listings, path, logged, early)
                 if line is None:
                     writer.abort()
                     return False
@@ -475,36 +477,47 @@ class _BaseLines:
 
 def _logged_line(
     cursor: DirCursor,
+    listings: _Listings,
     path: bytes,
-    logged: tuple[int, bytes],
-    early: tuple[int, int, int] | None,
+    logged: tuple[int, bytes] | None,
+    early: tuple[int, bytes] | None,
 ) -> bytes | None:
-    """The logged file's line: from its early stat() while its directory still lists
-    that inode under its name (a file replaced since would show another), else stat()ed
-    now; None when it is not there as a regular file."""
-    seen = _still_listed(cursor, path, early) or regular_stat(cursor, path)
-    if seen is None:
+    """The logged file's line: the one made at its early stat() while its directory
+    still lists that inode under its name (a file replaced since would show another),
+    else from a stat() now; None when it is not there as a regular file."""
+    if early is not None:
+        if listings.inode(path) == early[0]:
+            return early[1]
+        checksum, size, _ = early[1].split(b"\t", 2)
+        logged = (int(size), checksum)
+    seen = regular_stat(cursor, path)
+    if seen is None or logged is None:
         return None
     size, mtime_ns, inode = seen
     checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
     return line_of(checksum, size, mtime_ns, inode, path)
 
 
-def _still_listed(
-    cursor: DirCursor, path: bytes, seen: tuple[int, int, int] | None
-) -> tuple[int, int, int] | None:
-    """`seen` if the directory's listing (read once per directory) still names a regular
-    file with that inode at `path`."""
-    if seen is None:
-        return None
-    parent, _, name = path.rpartition(b"/")
-    try:
-        listed = cursor.listed(parent, name)[1]
-    except OSError:
-        return None
-    if listed is None or not listed[2] or listed[1] != seen[2]:
-        return None
-    return seen
+class _Listings:
+    """The inode of each regular file a directory lists (DirCursor.inodes: one getdents
+    pass), kept for the directory asked about last."""
+
+    def __init__(self, cursor: DirCursor) -> None:
+        self.cursor = cursor
+        self.parent: bytes | None = None
+        self.names: dict[str, int] = {}
+
+    def inode(self, path: bytes) -> int | None:
+        """The inode listed at `path` if a regular file (NOT_REGULAR otherwise), else
+        None."""
+        parent, _, name = path.rpartition(b"/")
+        if parent != self.parent:
+            self.parent = parent
+            try:
+                self.names = self.cursor.inodes(parent)[2]
+            except OSError:
+                self.names = {}
+        return self.names.get(name.decode(FS_ENCODING, FS_ERRORS))
 
 
 def _trailer_count(fh) -> int | None:

@@ -25,7 +25,7 @@ CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # os.fsencode's and os.fsdecode's own arguments, without their call per name.
-_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+FS_ENCODING, FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 NOT_REGULAR = -1  # DirCursor.inodes()'s value for a name that is no regular file
 
 # One read buffer for the process (verification is single-threaded): no allocation per file.
@@ -96,7 +96,7 @@ class DirCursor:
     def listed(self, parent: bytes, name: bytes) -> tuple[int, tuple[int, int, bool] | None]:
         """(descriptor of `parent`, identity of `name` in it) as identity() says."""
         fd, dev, inodes = self.inodes(parent)
-        inode = inodes.get(name.decode(_FS_ENCODING, _FS_ERRORS))
+        inode = inodes.get(name.decode(FS_ENCODING, FS_ERRORS))
         if inode is None:
             return fd, None
         return fd, (dev, inode, True) if inode != NOT_REGULAR else (dev, -1, False)

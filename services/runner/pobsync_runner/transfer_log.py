@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from pobsync_runner.manifest import _HEX, UNKNOWN
+from pobsync_runner.manifest import _HEX, UNKNOWN, line_of
 from pobsync_runner.safe_read import DirCursor
 
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
@@ -36,6 +36,13 @@ LOG_MARK = b"@pobsync|"
 _LOG_PREFIX = rb"^(?:\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[\d+\] )?@pobsync\|"
 _LOG_ITEM_AT = re.compile(_LOG_PREFIX, re.MULTILINE)
 _LOG_ITEMS = re.compile(_LOG_PREFIX + rb"([^|\n]*)\|([^|\n]*)\|([^|\n]*)\|(.*)$", re.MULTILINE)
+# A full backup's items: received regular files (size and checksum captured) and created
+# directories, symlinks, devices and specials (nothing captured).
+_RECEIVED_ITEMS = re.compile(
+    _LOG_PREFIX
+    + rb"(?:>f[^|\n]*\|([0-9]{1,19})\|([0-9a-f]{8,128}) *\|(.*)|c[dLDS][^|\n]*\|[^|\n]*\|.*)$",
+    re.MULTILINE,
+)
 _LOG_ALGOS = re.compile(
     rb"(?:\[\d+\] |^)(?:Client|Server) (?:negotiated )?checksum: ([a-z0-9]+)[^\S\n]*$",
     re.MULTILINE,
@@ -81,6 +88,8 @@ def parse_block(block: bytes) -> tuple[str | None, list[tuple[bytes, ...]], bool
 def _block_algorithm(block: bytes) -> str | None:
     """The first algorithm a line of `block` names that is not an item line (a file's
     name can say anything)."""
+    if b"checksum: " not in block:  # most blocks: no need to try the pattern at each line
+        return None
     for m in _LOG_ALGOS.finditer(block):
         start = block.rfind(b"\n", 0, m.start()) + 1
         if not _LOG_ITEM_AT.match(block, start):
@@ -102,6 +111,21 @@ def log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, .
                 yield parse_block(block)
             if not chunk:
                 return
+
+
+def received_files(block: bytes) -> list[tuple[bytes, int, bytes]] | None:
+    """What logged_items(parse_block(block)) gives, in one pattern pass and no per-item
+    test in Python, when every item of `block` is a received regular file with its
+    checksum or a created directory, symlink, device or special (a full backup's log);
+    None otherwise (then the general way)."""
+    rows = _RECEIVED_ITEMS.findall(block)
+    if len(rows) != block.count(LOG_MARK):
+        return None
+    return [
+        (name if b"\\#" not in name else unescape_rsync(name), int(size), checksum)
+        for size, checksum, name in rows
+        if size
+    ]
 
 
 def logged_items(
@@ -173,17 +197,20 @@ def regular_stat(cursor: DirCursor, path: bytes) -> tuple[int, int, int] | None:
 
 FOLLOW_SECONDS = 0.25
 
-Followed = tuple[bytes, tuple[int, bytes], "tuple[int, int, int] | None"]
+# (raw path, (logged size, checksum) or None, (inode, its manifest line) or None): one of
+# the two, the second when the file was stat()ed while rsync ran.
+Followed = tuple[bytes, "tuple[int, bytes] | None", "tuple[int, bytes] | None"]
 
 
 class LogFollower:
     """Reads one rsync's log as it grows (a thread, every FOLLOW_SECONDS) and stat()s
     each logged file once the next item is logged: rsync's receiver logs a file before
-    it is whole in place, and the next file only after that. Each file's record (path,
-    logged size and checksum, its stat() or none) goes to an unnamed spill file beside
-    the log, not to memory, so a full backup of any size costs the same few MB here;
-    records() gives them back in path order (sorted by `sort`, which spills to disk in
-    turn), for a manifest to use where it can show they still hold
+    it is whole in place, and the next file only after that. Each file's record (its
+    manifest line from that stat(), or the logged size and checksum where there is
+    none) goes to an unnamed spill file beside the log, not to memory, so a full backup
+    of any size costs the same few MB here; records() gives them back in path order
+    (sorted by `sort`, which spills to disk in turn), for a manifest to use where it
+    can show they still hold
     (manifest_build._patched checks each stat()ed inode against the directory's
     listing).
 
@@ -235,9 +262,10 @@ class LogFollower:
         return None if self.failed else self
 
     def records(self) -> Iterator[Followed]:
-        """Every logged regular file as (raw path, (logged size, checksum), (size,
-        mtime_ns, inode) stat()ed while rsync ran or None), in raw path order; a path
-        logged twice comes twice, one after the other. Once: the spill goes with it."""
+        """Every logged regular file as Followed, in raw path order: its manifest line
+        where it was stat()ed while rsync ran (with the inode, for the caller to check
+        that the name still holds it), else its logged size and checksum. A path logged
+        twice comes twice, one after the other. Once: the spill goes with it."""
         spill, self._spill = self._spill, None
         if spill is None:
             return
@@ -250,10 +278,13 @@ class LogFollower:
                 stdout=subprocess.PIPE,
                 env={**os.environ, "LC_ALL": "C"},
             ) as proc:
-                for line in proc.stdout or ():
-                    key, size, checksum, st_size, mtime_ns, inode = line.split(b"\t")
-                    seen = None if st_size == b"-" else (int(st_size), int(mtime_ns), int(inode))
-                    yield bytes.fromhex(key.decode()), (int(size), checksum), seen
+                for record in proc.stdout or ():
+                    key, inode, rest = record.split(b"\t", 2)
+                    if inode == b"-":
+                        size, checksum = rest.split(b"\t")
+                        yield bytes.fromhex(key.decode()), (int(size), checksum.rstrip()), None
+                    else:
+                        yield bytes.fromhex(key.decode()), None, (int(inode), rest)
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args)
 
@@ -304,8 +335,12 @@ class LogFollower:
     def _parse(self, block: bytes) -> None:
         if not block:
             return
-        named, items, damaged = parse_block(block)
-        found = None if damaged else logged_items(items, b"")
+        found = received_files(block)
+        if found is None:
+            named, items, damaged = parse_block(block)
+            found = None if damaged else logged_items(items, b"")
+        else:
+            named = _block_algorithm(block)
         if found is None:
             self._fail()
             return
@@ -322,15 +357,23 @@ class LogFollower:
             )
         if stat_them and self._cursor is None:
             self._cursor = DirCursor(self.root)
-        lines = []
+        cursor, lines, stated = self._cursor if stat_them else None, [], 0
         for path, size, checksum in files:
-            seen = regular_stat(self._cursor, path) if stat_them else None
-            record = b"%s\t%d\t%s\t" % (path.hex().encode(), size, checksum)
-            if seen is None:
-                lines.append(record + b"-\t-\t-\n")
+            st = None
+            if cursor is not None:  # regular_stat(), inline: this runs once per file
+                parent, _, name = path.rpartition(b"/")
+                try:
+                    st = os.stat(name, dir_fd=cursor.directory(parent), follow_symlinks=False)
+                except OSError:
+                    pass
+            if st is None or st.st_size != size or not stat.S_ISREG(st.st_mode):
+                # Not in place, or not as logged: the manifest stat()s it.
+                lines.append(b"%s\t-\t%d\t%s\n" % (path.hex().encode(), size, checksum))
             else:
-                self.stated += 1
-                lines.append(record + b"%d\t%d\t%d\n" % seen)
+                line = line_of(checksum, size, st.st_mtime_ns, st.st_ino, path)
+                lines.append(b"%s\t%d\t%s" % (path.hex().encode(), st.st_ino, line))
+                stated += 1
+        self.stated += stated
         self._spill.write(b"".join(lines))
 
     def _close(self) -> None:
