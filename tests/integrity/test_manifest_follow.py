@@ -57,14 +57,36 @@ def test_it_stats_each_file_once_the_next_is_logged_and_ends_as_the_log_read_aft
     logged, algorithm = logged_files([(log, b"")], 1000)
     assert (followed.algorithm, followed.files) == (algorithm, 4)
     records = list(followed.records())
-    assert [path for path, _, _ in records] == sorted(logged)
-    by_path = {path: (got, early) for path, got, early in records}
+    assert [bytes.fromhex(key.decode()) for key, _, _ in records] == sorted(logged)
+    by_path = {bytes.fromhex(key.decode()): (inode, rest) for key, inode, rest in records}
     st = os.lstat(root / "d" / "f1")
     line = line_of(logged[b"d/f1"][1], 1, st.st_mtime_ns, st.st_ino, b"d/f1")
-    assert by_path[b"d/f1"] == (None, (st.st_ino, line))  # its manifest line, made early
+    assert by_path[b"d/f1"] == (b"%d" % st.st_ino, line)  # its manifest line, made early
     # The last one is left to the manifest's own stat(), with what the log says.
-    assert by_path[b"d/f3"] == (logged[b"d/f3"], None)
+    assert by_path[b"d/f3"] == (b"-", b"3\t%s\n" % logged[b"d/f3"][1])
     assert list(followed.records()) == []  # once: the spill went with the first reading
+
+
+def test_a_file_not_as_logged_at_its_stat_gets_the_manifests_own_stat(tmp_path):
+    """A size other than the logged one at the early stat(): no line is made then, and
+    the manifest's own stat() decides (the checksum only if the size is the logged one
+    by then)."""
+    root, log = tmp_path / "snap", tmp_path / "t.log"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "a").write_bytes(b"x" * 5)  # logged with 9 bytes
+    (root / "d" / "b").write_bytes(b"x" * 2)
+    (root / "d" / "c").write_bytes(b"x" * 3)
+    log.write_bytes(
+        STAMP + b"Client negotiated checksum: xxh128\n"
+        + item(b"d/a", 9, 1) + item(b"d/b", 2, 2) + item(b"d/c", 3, 3)
+    )  # fmt: skip
+    follower = LogFollower(log, root)
+    follower._take(final=False)  # what the thread does while rsync runs
+    assert follower.stated == 1  # d/b; d/c is the last one logged
+    assert carry_over(root, None, [(log, b"")], 3, follower)
+    _, found = entries(root)
+    assert (found[b"d/a"].size, found[b"d/a"].checksum) == (5, "-")
+    assert (found[b"d/b"].checksum, found[b"d/c"].checksum) == (f"{2:032x}", f"{3:032x}")
 
 
 @pytest.mark.parametrize("trouble", ["damaged", "twice", "no log"])
@@ -92,7 +114,7 @@ def test_a_log_it_cannot_vouch_for_gives_no_manifest(tmp_path, fast_follow, trou
         assert followed is None
         assert follower._spill is None  # nothing kept
     else:  # a name logged twice: both come out, and the manifest refuses them
-        assert [p for p, _, _ in followed.records()].count(b"f1") == 2
+        assert [key for key, _, _ in followed.records()].count(b"f1".hex().encode()) == 2
         follower = LogFollower(log, root).start()
         assert not carry_over(root, None, [(log, b"")], 6, follower)
         assert not (root / MANIFEST_FILE).exists()
@@ -116,10 +138,10 @@ def test_its_memory_stays_flat_in_the_number_of_files(tmp_path):
             followed = follower.followed()
             assert followed is not None and followed.files == files
             count = 0
-            for count, (path, logged, seen) in enumerate(followed.records(), 1):  # noqa: B007
+            for count, (key, inode, rest) in enumerate(followed.records(), 1):  # noqa: B007
                 pass
-            assert count == files and path == b"dir/f%07d" % (files - 1)
-            assert logged == (files - 1, b"%032x" % (files - 1)) and seen is None
+            assert count == files and key == (b"dir/f%07d" % (files - 1)).hex().encode()
+            assert (inode, rest) == (b"-", b"%d\t%032x\n" % (files - 1, files - 1))
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -190,8 +190,7 @@ def test_the_base_patched_by_bisection_equals_a_merge_line_by_line(
 
     reader = open_manifest(base)
     try:
-        records = ((path, changed[path], None) for path in sorted(changed))
-        assert _patched(staging, "xxh128", reader, records, len(expected))
+        assert _patched(staging, "xxh128", reader, changed, len(expected))
     finally:
         reader.close()
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +44,8 @@ from pobsync_runner.manifest import (
 from pobsync_runner.safe_read import FS_ENCODING, FS_ERRORS, DirCursor
 from pobsync_runner.transfer_log import (
     UNKNOWN_BYTES,
-    Followed,
     LogFollower,
+    Logged,
     log_blocks,
     logged_files,
     regular_stat,
@@ -295,14 +295,13 @@ def carry_over(
         followed = follower.followed()
         if followed is None or followed.algorithm not in ALGORITHMS:
             return False
-        return _patched(staging, followed.algorithm, None, followed.records(), regular_files)
+        return _followed(staging, followed.algorithm, followed, regular_files)
     logged = logged_files(transfer_logs, CARRY_MAX_CHANGED)
     if logged is None or logged[1] not in ALGORITHMS:
         return False
     changed, algorithm = logged
-    records = ((path, changed[path], None) for path in sorted(changed))
     if base_dir is None:  # a full backup: every file was received, so logged
-        return _patched(staging, algorithm, None, records, regular_files)
+        return _patched(staging, algorithm, None, changed, regular_files)
     try:
         reader = open_manifest(base_dir)
     except ManifestError:
@@ -314,7 +313,7 @@ def carry_over(
         reader.fh.seek(0)
         if not changed:
             return base_count == regular_files and _copy_manifest(reader, staging)
-        return _patched(staging, algorithm, reader, records, regular_files)
+        return _patched(staging, algorithm, reader, changed, regular_files)
     finally:
         reader.close()
 
@@ -337,7 +336,7 @@ def _patched(
     staging: Path,
     algorithm: str,
     base: ManifestReader | None,
-    records: Iterable[Followed],
+    changed: Logged,
     regular_files: int,
 ) -> bool:
     """The base's lines in order, each logged file's own line in its place (stat()ed: it
@@ -345,25 +344,14 @@ def _patched(
     is rsync's. The base manifest is not read line by line: each logged path's place is
     found by bisection and the lines between are copied as they are, so a nightly run
     that changed a few files costs their number, not the snapshot's. The logged files'
-    lines go out in runs (a full backup's are all one run), with no object per file.
-
-    records: (path, (logged size, checksum), early) in path order (Followed); early,
-    (inode, the manifest line) from a stat() while rsync ran (LogFollower), is used only
-    while the directory's listing still names that inode there (one getdents per
-    directory instead of a stat per file), else the file is stat()ed now. A path that
-    comes twice (logged twice: rsync's log escaping is ambiguous) or out of order:
-    False."""
+    lines go out in runs (a full backup's are all one run), with no object per file."""
     lines = _BaseLines(base) if base is not None else None
     run: list[bytes] = []
     first = prev = b""  # the run's first and last paths
     with closing(DirCursor(staging)) as cursor:
-        listings = _Listings(cursor)
         writer = ManifestWriter(staging, algorithm)
         try:
-            for path, logged, early in records:
-                if path <= prev:
-                    writer.abort()
-                    return False
+            for path in sorted(changed):
                 if lines is not None:
                     if run:
                         writer.write_lines(run, first, prev)
@@ -371,7 +359,7 @@ def _patched(
                     if not lines.copy_until(path, writer):
                         writer.abort()
                         return False
-                line = _logged_line(cursor, listings, path, logged, early)
+                line = _line_now(cursor, path, changed[path])
                 if line is None:
                     writer.abort()
                     return False
@@ -386,13 +374,19 @@ def _patched(
                 writer.write_lines(run, first, prev)
             if lines is not None:
                 lines.copy_rest(writer)
-            if writer.count != regular_files:
-                writer.abort()
-                return False
-            writer.commit()
+            return _committed(writer, regular_files)
         except BaseException:
             writer.abort()
             raise
+
+
+def _committed(writer: ManifestWriter, regular_files: int) -> bool:
+    """Commit the manifest when its count is rsync's count of regular files; else drop
+    it (False)."""
+    if writer.count != regular_files:
+        writer.abort()
+        return False
+    writer.commit()
     return True
 
 
@@ -475,23 +469,52 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
-def _logged_line(
-    cursor: DirCursor,
-    listings: _Listings,
-    path: bytes,
-    logged: tuple[int, bytes] | None,
-    early: tuple[int, bytes] | None,
-) -> bytes | None:
-    """The logged file's line: the one made at its early stat() while its directory
-    still lists that inode under its name (a file replaced since would show another),
-    else from a stat() now; None when it is not there as a regular file."""
-    if early is not None:
-        if listings.inode(path) == early[0]:
-            return early[1]
-        checksum, size, _ = early[1].split(b"\t", 2)
-        logged = (int(size), checksum)
+def _followed(staging: Path, algorithm: str, follower: LogFollower, regular_files: int) -> bool:
+    """A full backup's manifest from what its follower spilled, in path order
+    (LogFollower.records()). A line made at the file's stat() while rsync ran is kept
+    while the directory's listing (one getdents per directory) still names that inode
+    there: a file replaced since would show another. Any other file is stat()ed now. One
+    loop and no object per file beyond its line: this runs after rsync, once per file.
+    False (nothing written) when a path comes twice (logged twice: rsync's log escaping
+    is ambiguous), a file is not there as a regular file, or the count is not rsync's."""
+    run: list[bytes] = []
+    prev = b""
+    with closing(DirCursor(staging)) as cursor:
+        listings = _Listings(cursor)
+        writer = ManifestWriter(staging, algorithm)
+        try:
+            for key, inode, rest in follower.records():
+                if key <= prev:  # the keys (raw paths in hex) sort as the raw paths do
+                    writer.abort()
+                    return False
+                prev = key
+                path = bytes.fromhex(key.decode())
+                if inode == b"-" or listings.inode(path) != int(inode):
+                    if inode == b"-":  # not stat()ed: its logged size and checksum
+                        size, checksum = rest.split(b"\t")
+                    else:  # from the line made early
+                        checksum, size, _ = rest.split(b"\t", 2)
+                    line = _line_now(cursor, path, (int(size), checksum.rstrip()))
+                    if line is None:
+                        writer.abort()
+                        return False
+                    rest = line
+                run.append(rest)
+                if len(run) >= _RUN_LINES:
+                    writer.write_block(b"".join(run), None)
+                    run = []
+            writer.write_block(b"".join(run), None)
+            return _committed(writer, regular_files)
+        except BaseException:
+            writer.abort()
+            raise
+
+
+def _line_now(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> bytes | None:
+    """The logged file's line from a stat() now (with the logged checksum only if the
+    size is still the logged one); None when it is not there as a regular file."""
     seen = regular_stat(cursor, path)
-    if seen is None or logged is None:
+    if seen is None:
         return None
     size, mtime_ns, inode = seen
     checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
@@ -508,8 +531,8 @@ class _Listings:
         self.names: dict[str, int] = {}
 
     def inode(self, path: bytes) -> int | None:
-        """The inode listed at `path` if a regular file (NOT_REGULAR otherwise), else
-        None."""
+        """The inode listed at `path` if a regular file (NOT_REGULAR, never an inode,
+        otherwise), else None."""
         parent, _, name = path.rpartition(b"/")
         if parent != self.parent:
             self.parent = parent

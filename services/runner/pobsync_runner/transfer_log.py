@@ -197,9 +197,9 @@ def regular_stat(cursor: DirCursor, path: bytes) -> tuple[int, int, int] | None:
 
 FOLLOW_SECONDS = 0.25
 
-# (raw path, (logged size, checksum) or None, (inode, its manifest line) or None): one of
-# the two, the second when the file was stat()ed while rsync ran.
-Followed = tuple[bytes, "tuple[int, bytes] | None", "tuple[int, bytes] | None"]
+# One spilled file, split: [raw path in hex, its inode from a stat() while rsync ran or
+# b"-", then its manifest line, or for b"-" its logged size and checksum].
+Followed = list[bytes]
 
 
 class LogFollower:
@@ -262,10 +262,11 @@ class LogFollower:
         return None if self.failed else self
 
     def records(self) -> Iterator[Followed]:
-        """Every logged regular file as Followed, in raw path order: its manifest line
-        where it was stat()ed while rsync ran (with the inode, for the caller to check
-        that the name still holds it), else its logged size and checksum. A path logged
-        twice comes twice, one after the other. Once: the spill goes with it."""
+        """Every logged regular file as Followed, in raw path order (the hex keys sort
+        as the raw paths do): its manifest line where it was stat()ed while rsync ran,
+        with the inode for the caller to check that the name still holds it, else its
+        logged size and checksum. A path logged twice comes twice, one after the other.
+        Once: the spill goes with it."""
         spill, self._spill = self._spill, None
         if spill is None:
             return
@@ -279,12 +280,7 @@ class LogFollower:
                 env={**os.environ, "LC_ALL": "C"},
             ) as proc:
                 for record in proc.stdout or ():
-                    key, inode, rest = record.split(b"\t", 2)
-                    if inode == b"-":
-                        size, checksum = rest.split(b"\t")
-                        yield bytes.fromhex(key.decode()), (int(size), checksum.rstrip()), None
-                    else:
-                        yield bytes.fromhex(key.decode()), None, (int(inode), rest)
+                    yield record.split(b"\t", 2)
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args)
 
