@@ -93,9 +93,11 @@ def xxh128sum_tree(tree: Path) -> None:
 
 
 @contextlib.contextmanager
-def manifest_off():
+def manifest_off(*, keep_log: bool = False, keep_follower: bool = False):
     """The same backup without the manifest: no --log-file options, no log followed
-    while rsync runs, no build."""
+    while rsync runs, no build. keep_log keeps rsync's transfer log (and its copy from
+    stdout), keep_follower the thread that follows it too: bench/full_manifest.py's
+    steps in between."""
     import pobsync_runner.backup as backup
     import pobsync_runner.pull as pull
     import pobsync_runner.rsync as rsync
@@ -115,8 +117,10 @@ def manifest_off():
 
     saved = (backup.write_snapshot_manifest, rsync.transfer_log_args, pull.LogFollower)
     backup.write_snapshot_manifest = lambda *a, **k: ""
-    rsync.transfer_log_args = lambda path, **kw: []
-    pull.LogFollower = NoFollower
+    if not keep_log:
+        rsync.transfer_log_args = lambda path, **kw: []
+    if not keep_follower:
+        pull.LogFollower = NoFollower
     try:
         yield
     finally:

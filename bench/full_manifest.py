@@ -1,0 +1,103 @@
+"""Benchmark: what a full backup's manifest costs, piece by piece (issues 13 and 16).
+
+    .venv/bin/python bench/full_manifest.py [--files N --rounds K --depth D --workdir DIR]
+
+Workload: bench/backup.py's generated tree (default 100,000 files of 4 KiB) at depth D
+of the remote's file system, served by a real sshd on 127.0.0.1, backed up in full into
+--workdir (default /dev/shm: no disk in the way, so what is left is CPU, which is what
+the manifest costs). Contenders, interleaved (the order alternates each round), each
+snapshot deleted after its round, medians of --rounds:
+
+- plain: `rsync -a --numeric-ids host:SRC/ DEST/` (bench/backup.py's baseline);
+- off: a full backup through the runner with the manifest switched off (no transfer
+  log, no follower, no build: bench/verify.py's manifest_off);
+- log: the same with rsync's transfer log on its stdout copied into the log file;
+- follow: the same with the thread that follows that log too (LogFollower: a stat()
+  per file, the lines spilled), but no manifest written from it;
+- on: the backup as it runs (the manifest written before the commit).
+
+Each line prints its median time, the median of each round's ratio to plain, and the
+runner's own CPU per file (this process, all threads). The steps between off and on
+are what each piece adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
+
+from bench._site import pair_ratio, run_in_site, timed  # noqa: E402
+from bench.backup import Bench, generate  # noqa: E402
+from bench.verify import manifest_off  # noqa: E402
+
+CONTENDERS = {
+    "off": lambda: manifest_off(),
+    "log": lambda: manifest_off(keep_log=True),
+    "follow": lambda: manifest_off(keep_log=True, keep_follower=True),
+    "on": contextlib.nullcontext,
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--depth", type=int, default=1)
+    ap.add_argument("--workdir", default="/dev/shm")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the tree goes at the top of the file system")
+    top = Path(f"/pobsync-bench-{uuid.uuid4().hex[:8]}")
+    src = top.joinpath(*["sub"] * (args.depth - 1))
+
+    def body(work: Path, server) -> int:
+        b = Bench(args, work, server)
+        src.mkdir(parents=True)
+        generate(src, args.files)
+        b.any_host = b.host("plain", src)
+        names = ["plain", *CONTENDERS]
+        times: dict[str, list[float]] = {name: [] for name in names}
+        seq = iter(range(1_000_000))
+        for k in range(args.rounds):
+            for name in names if k % 2 == 0 else names[::-1]:
+                if name == "plain":
+                    dest = b.plain_root / f"p{next(seq)}"
+                    times[name].append(timed(lambda dest=dest: b.plain(src, dest, None)))
+                    shutil.rmtree(dest)
+                    continue
+                host = b.host(f"{name}-{next(seq)}", src)
+                b.prepare_job(host)
+                with CONTENDERS[name]():
+                    times[name].append(timed(lambda h=host, key=(name,): b.runner_job(h, key)))
+                shutil.rmtree(b.root / host.name)
+            print(f"  round {k + 1}/{args.rounds} done", flush=True)
+        print(
+            f"\n{args.files:,} files of 4 KiB at depth {args.depth}, full backups into "
+            f"{args.workdir}, {args.rounds} interleaved rounds"
+        )
+        print(f"  {'contender':10} {'median':>8} {'ratio to plain':>15} {'runner CPU':>12}")
+        for name in names:
+            ratio = pair_ratio(times[name], times["plain"])
+            cpu = b.cpu_per_file.get((name,))
+            cpu_text = f"{statistics.median(cpu):.1f} us/f" if cpu else ""
+            median = statistics.median(times[name])
+            print(f"  {name:10} {median:7.2f}s {ratio:14.3f}x {cpu_text:>12}")
+        return 0
+
+    try:
+        return run_in_site("pobsync-bench-", args.workdir, body)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
