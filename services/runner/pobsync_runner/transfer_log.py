@@ -210,9 +210,8 @@ class LogFollower:
     none) goes to an unnamed spill file beside the log, not to memory, so a full backup
     of any size costs the same few MB here; records() gives them back in path order
     (sorted by `sort`, which spills to disk in turn), for a manifest to use where it
-    can show they still hold
-    (manifest_build._patched checks each stat()ed inode against the directory's
-    listing).
+    can show they still hold (manifest_build._followed checks each stat()ed inode
+    against the directory's listing).
 
     For a full backup, whose log holds every file: the stat()s then overlap rsync's own
     work (docs/performance.md). A log it cannot vouch for (a damaged line, a hard link
