@@ -344,7 +344,7 @@ class LogFollower:
         self.files += len(found)
 
     def _spill_out(self, files: list[tuple[bytes, int, bytes]], *, stat_them: bool) -> None:
-        if self.failed:
+        if self.failed or not files:
             return
         if self._spill is None:
             self._spill = tempfile.TemporaryFile(
@@ -354,19 +354,13 @@ class LogFollower:
             self._cursor = DirCursor(self.root)
         cursor, lines, stated = self._cursor if stat_them else None, [], 0
         for path, size, checksum in files:
-            st = None
-            if cursor is not None:  # regular_stat(), inline: this runs once per file
-                parent, _, name = path.rpartition(b"/")
-                try:
-                    st = os.stat(name, dir_fd=cursor.directory(parent), follow_symlinks=False)
-                except OSError:
-                    pass
-            if st is None or st.st_size != size or not stat.S_ISREG(st.st_mode):
+            seen = regular_stat(cursor, path) if cursor is not None else None
+            if seen is None or seen[0] != size:
                 # Not in place, or not as logged: the manifest stat()s it.
                 lines.append(b"%s\t-\t%d\t%s\n" % (path.hex().encode(), size, checksum))
             else:
-                line = line_of(checksum, size, st.st_mtime_ns, st.st_ino, path)
-                lines.append(b"%s\t%d\t%s" % (path.hex().encode(), st.st_ino, line))
+                line = line_of(checksum, size, seen[1], seen[2], path)
+                lines.append(b"%s\t%d\t%s" % (path.hex().encode(), seen[2], line))
                 stated += 1
         self.stated += stated
         self._spill.write(b"".join(lines))
