@@ -127,7 +127,10 @@ class Bench:
 
         return Host.objects.create(name=name, address="127.0.0.1", sources=[str(source)])
 
-    def plain(self, source: Path, dest: Path, prev: Path | None) -> None:
+    def plain(
+        self, source: Path, dest: Path, prev: Path | None, extra=(), stdout=subprocess.DEVNULL
+    ) -> None:
+        """The plain copy; `extra` options (and where its stdout goes) for a variant."""
         from pobsync_models.specs import host_spec
         from pobsync_runner.ssh import remote_prefix, rsync_rsh
 
@@ -135,8 +138,8 @@ class Bench:
         argv = ["rsync", "-a", "--numeric-ids", "--rsh", rsync_rsh(spec.ssh, ciphers=False)]
         if prev is not None:
             argv.append(f"--link-dest={prev}")
-        argv += [f"{remote_prefix(spec.ssh)}{source}/", f"{dest}/"]
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        argv += [*extra, f"{remote_prefix(spec.ssh)}{source}/", f"{dest}/"]
+        subprocess.run(argv, check=True, stdout=stdout)
 
     def old_argv(self, host, dest: Path, prev: Path) -> None:
         from pobsync_models.specs import host_spec

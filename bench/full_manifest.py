@@ -9,6 +9,10 @@ the manifest costs). Contenders, interleaved (the order alternates each round), 
 snapshot deleted after its round, medians of --rounds:
 
 - plain: `rsync -a --numeric-ids host:SRC/ DEST/` (bench/backup.py's baseline);
+- plain+log: the same with the transfer log's line per file on rsync's stdout
+  (`--out-format` with `%C`, `--debug=NSTR`, as a full backup asks for it), written
+  straight to a file: what rsync itself pays for the checksums the manifest takes,
+  with no reader at all (the floor of any manifest built from them);
 - off: a full backup through the runner with the manifest switched off (no transfer
   log, no follower, no build: bench/verify.py's manifest_off);
 - log: the same with rsync's transfer log on its stdout copied into the log file;
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import statistics
@@ -38,6 +43,7 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "be
 from bench._site import pair_ratio, run_in_site, timed  # noqa: E402
 from bench.backup import Bench, generate  # noqa: E402
 from bench.verify import manifest_off  # noqa: E402
+from pobsync_runner.transfer_log import transfer_log_args  # noqa: E402
 
 CONTENDERS = {
     "off": lambda: manifest_off(),
@@ -64,15 +70,21 @@ def main() -> int:
         src.mkdir(parents=True)
         generate(src, args.files)
         b.any_host = b.host("plain", src)
-        names = ["plain", *CONTENDERS]
+        names = ["plain", "plain+log", *CONTENDERS]
+        log_args = transfer_log_args(b.plain_root / "unused", on_stdout=True)
         times: dict[str, list[float]] = {name: [] for name in names}
         seq = iter(range(1_000_000))
         for k in range(args.rounds):
             for name in names if k % 2 == 0 else names[::-1]:
-                if name == "plain":
+                if name.startswith("plain"):
                     dest = b.plain_root / f"p{next(seq)}"
-                    times[name].append(timed(lambda dest=dest: b.plain(src, dest, None)))
+                    log = b.plain_root / f"{dest.name}.log"
+                    with open(log, "wb") as out:
+                        extra = log_args if name == "plain+log" else ()
+                        run = functools.partial(b.plain, src, dest, None, extra, out)
+                        times[name].append(timed(run))
                     shutil.rmtree(dest)
+                    log.unlink()
                     continue
                 host = b.host(f"{name}-{next(seq)}", src)
                 b.prepare_job(host)
