@@ -1,6 +1,7 @@
 """A full backup's transfer log followed while rsync runs (transfer_log.LogFollower): the
 same files and checksums as reading the log afterwards, each file stat()ed only once the
-next one is logged, and a stat() the snapshot no longer bears out is taken again."""
+next one is logged (its manifest line made then), and a file that was not there as
+logged stat()ed again by the manifest."""
 
 from __future__ import annotations
 
@@ -56,15 +57,24 @@ def test_it_stats_each_file_once_the_next_is_logged_and_ends_as_the_log_read_aft
     assert followed is not None
     logged, algorithm = logged_files([(log, b"")], 1000)
     assert (followed.algorithm, followed.files) == (algorithm, 4)
-    records = list(followed.records())
-    assert [bytes.fromhex(key.decode()) for key, _, _ in records] == sorted(logged)
-    by_path = {bytes.fromhex(key.decode()): (inode, rest) for key, inode, rest in records}
+    records = _records(followed)
+    assert [path for path, _ in records] == sorted(logged)
+    by_path = dict(records)
     st = os.lstat(root / "d" / "f1")
     line = line_of(logged[b"d/f1"][1], 1, st.st_mtime_ns, st.st_ino, b"d/f1")
-    assert by_path[b"d/f1"] == (b"%d" % st.st_ino, line)  # its manifest line, made early
+    assert by_path[b"d/f1"] == line  # its manifest line, made early
     # The last one is left to the manifest's own stat(), with what the log says.
-    assert by_path[b"d/f3"] == (b"-", b"3\t%s\n" % logged[b"d/f3"][1])
-    assert list(followed.records()) == []  # once: the spill went with the first reading
+    assert by_path[b"d/f3"] == b"\t3\t%s\n" % logged[b"d/f3"][1]
+    assert list(followed.sorted_blocks()) == []  # once: the spill went with the first reading
+
+
+def _records(followed) -> list[tuple[bytes, bytes]]:
+    """(raw path, the rest of its record) in the order the follower gives them."""
+    records = b"".join(followed.sorted_blocks()).splitlines(keepends=True)
+    return [
+        (bytes.fromhex(key.decode()), rest)
+        for key, _, rest in (record.partition(b"\t") for record in records)
+    ]
 
 
 def test_a_file_not_as_logged_at_its_stat_gets_the_manifests_own_stat(tmp_path):
@@ -109,12 +119,12 @@ def test_a_log_it_cannot_vouch_for_gives_no_manifest(tmp_path, fast_follow, trou
     followed = follower.followed()
     if trouble == "no log":  # rsync never wrote one: nothing logged, nothing to vouch
         assert followed is not None and followed.files == 0
-        assert list(followed.records()) == []
+        assert list(followed.sorted_blocks()) == []
     elif trouble == "damaged":
         assert followed is None
         assert follower._spill is None  # nothing kept
     else:  # a name logged twice: both come out, and the manifest refuses them
-        assert [key for key, _, _ in followed.records()].count(b"f1".hex().encode()) == 2
+        assert [path for path, _ in _records(followed)].count(b"f1") == 2
         follower = LogFollower(log, root).start()
         assert not carry_over(root, None, [(log, b"")], 6, follower)
         assert not (root / MANIFEST_FILE).exists()
@@ -137,11 +147,13 @@ def test_its_memory_stays_flat_in_the_number_of_files(tmp_path):
             follower._take(final=False)  # what the thread does, here to be measured
             followed = follower.followed()
             assert followed is not None and followed.files == files
-            count = 0
-            for count, (key, inode, rest) in enumerate(followed.records(), 1):  # noqa: B007
-                pass
-            assert count == files and key == (b"dir/f%07d" % (files - 1)).hex().encode()
-            assert (inode, rest) == (b"-", b"%d\t%032x\n" % (files - 1, files - 1))
+            count, last = 0, b""
+            for block in followed.sorted_blocks():
+                count += block.count(b"\n")
+                last = block[block.rfind(b"\n", 0, -1) + 1 :]
+            assert count == files
+            key = (b"dir/f%07d" % (files - 1)).hex().encode()
+            assert last == key + b"\t\t%d\t%032x\n" % (files - 1, files - 1)
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -186,26 +198,29 @@ def test_a_full_backups_manifest_from_the_followed_log_is_exact(engine, monkeypa
         assert entry.checksum == xxh128sum(snap / os.fsdecode(path))
 
 
-def test_a_file_replaced_after_its_early_stat_gets_its_own_line(engine, monkeypatch):
-    """The early stat() stands only while the directory lists that inode under the name."""
-    replaced = []
-
-    def replace_one(follower):
-        assert follower.stated >= 2  # in log order: the first one logged is among them
-        path = os.fsencode(engine.src / "d0" / "f000").lstrip(b"/")
-        target = follower.root / os.fsdecode(path)
-        fresh = target.with_name(".fresh")
-        fresh.write_bytes(b"y" * 8_000)  # same size: only the inode and mtime tell
-        os.utime(fresh, ns=(1_000_000_000, 1_000_000_000))
-        os.replace(fresh, target)
-        replaced.append(path)
-
-    snap, _ = _slow_full_backup(engine, monkeypatch, after_finish=replace_one)
-    _, found = entries(snap)
-    st = (snap / os.fsdecode(replaced[0])).stat()
-    entry = found[replaced[0]]
-    assert (entry.inode, entry.mtime_ns) == (st.st_ino, 1_000_000_000)
-    _exact(snap)
+def test_names_a_manifest_escapes_come_out_as_the_walk_writes_them(tmp_path, monkeypatch):
+    """A name with a tab, a newline or a backslash (in rsync's log as they are, or as its
+    `\\#012` escape) gets its escaped form in the manifest line the follower makes, in a
+    block of its own or held over into a block of plain names; the manifest is what the
+    walk builds."""
+    monkeypatch.setattr(transfer_log, "LOG_BLOCK", 120)  # a few items a block
+    root, log = tmp_path / "snap", tmp_path / "t.log"
+    (root / "d").mkdir(parents=True)
+    names = [b"a\tb", b"back\\slash", b"c", b"new\nline", b"plain1", b"plain2", b"z"]
+    lines = [STAMP + b"Client negotiated checksum: xxh128\n"]
+    for i, name in enumerate(names):
+        (root / "d" / os.fsdecode(name)).write_bytes(b"x" * i)
+        # As rsync's log prints them: a tab and a lone backslash as they are.
+        lines.append(item(b"d/" + name.replace(b"\n", b"\\#012"), i, i))
+    log.write_bytes(b"".join(lines))
+    follower = LogFollower(log, root)
+    follower._take(final=False)
+    assert follower.stated == len(names) - 1
+    assert carry_over(root, None, [(log, b"")], len(names), follower)
+    found = _exact(root)
+    assert sorted(found) == sorted(b"d/" + name for name in names)
+    for i, name in enumerate(names):
+        assert found[b"d/" + name].checksum == f"{i:032x}"
 
 
 def test_the_follower_thread_ends_with_the_backup_even_when_rsync_fails(engine, monkeypatch):

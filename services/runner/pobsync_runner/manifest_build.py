@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -41,9 +42,10 @@ from pobsync_runner.manifest import (
     unescape_path,
     walk_entries,
 )
-from pobsync_runner.safe_read import FS_ENCODING, FS_ERRORS, DirCursor
+from pobsync_runner.safe_read import DirCursor
 from pobsync_runner.transfer_log import (
     UNKNOWN_BYTES,
+    UNSTATED,
     LogFollower,
     Logged,
     log_blocks,
@@ -469,41 +471,45 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
+_KEY = re.compile(rb"^([0-9a-f]*)\t", re.MULTILINE)
+
+
 def _followed(staging: Path, algorithm: str, follower: LogFollower, regular_files: int) -> bool:
     """A full backup's manifest from what its follower spilled, in path order
-    (LogFollower.records()). A line made at the file's stat() while rsync ran is kept
-    while the directory's listing (one getdents per directory) still names that inode
-    there: a file replaced since would show another. Any other file is stat()ed now. One
-    loop and no object per file beyond its line: this runs after rsync, once per file.
+    (LogFollower.sorted_blocks()). A line made at the file's stat() while rsync ran is
+    that file's final line (LogFollower says why); a block of such records becomes
+    manifest lines by dropping their keys, in one pass of a regular expression: no work
+    per file here, after rsync. A file the follower could not stat() is stat()ed now.
     False (nothing written) when a path comes twice (logged twice: rsync's log escaping
-    is ambiguous), a file is not there as a regular file, or the count is not rsync's."""
-    run: list[bytes] = []
-    prev = b""
+    is ambiguous, or a file received again), a file is not there as a regular file, or
+    the count is not rsync's."""
+    last = b""  # the key (raw path in hex) of the last record
     with closing(DirCursor(staging)) as cursor:
-        listings = _Listings(cursor)
         writer = ManifestWriter(staging, algorithm)
         try:
-            for key, inode, rest in follower.records():
-                if key <= prev:  # the keys (raw paths in hex) sort as the raw paths do
+            for block in follower.sorted_blocks():
+                keys = _KEY.findall(block)
+                # `sort` put them in order: a path twice is two equal keys in a row.
+                if keys[0] == last or len(set(keys)) != len(keys):
                     writer.abort()
                     return False
-                prev = key
-                path = bytes.fromhex(key.decode())
-                if inode == b"-" or listings.inode(path) != int(inode):
-                    if inode == b"-":  # not stat()ed: its logged size and checksum
-                        size, checksum = rest.split(b"\t")
-                    else:  # from the line made early
-                        checksum, size, _ = rest.split(b"\t", 2)
-                    line = _line_now(cursor, path, (int(size), checksum.rstrip()))
-                    if line is None:
-                        writer.abort()
-                        return False
-                    rest = line
-                run.append(rest)
-                if len(run) >= _RUN_LINES:
-                    writer.write_block(b"".join(run), None)
-                    run = []
-            writer.write_block(b"".join(run), None)
+                last = keys[-1]
+                if UNSTATED not in block:
+                    writer.write_block(_KEY.sub(b"", block), None)
+                    continue
+                lines = []
+                for record in block.splitlines(keepends=True):
+                    key, _, rest = record.partition(b"\t")
+                    if rest.startswith(b"\t"):  # not stat()ed: its logged size and checksum
+                        size, checksum = rest[1:].split(b"\t")
+                        path = bytes.fromhex(key.decode())
+                        line = _line_now(cursor, path, (int(size), checksum.rstrip()))
+                        if line is None:
+                            writer.abort()
+                            return False
+                        rest = line
+                    lines.append(rest)
+                writer.write_block(b"".join(lines), None)
             return _committed(writer, regular_files)
         except BaseException:
             writer.abort()
@@ -519,28 +525,6 @@ def _line_now(cursor: DirCursor, path: bytes, logged: tuple[int, bytes]) -> byte
     size, mtime_ns, inode = seen
     checksum = logged[1] if size == logged[0] else UNKNOWN_BYTES
     return line_of(checksum, size, mtime_ns, inode, path)
-
-
-class _Listings:
-    """The inode of each regular file a directory lists (DirCursor.inodes: one getdents
-    pass), kept for the directory asked about last."""
-
-    def __init__(self, cursor: DirCursor) -> None:
-        self.cursor = cursor
-        self.parent: bytes | None = None
-        self.names: dict[str, int] = {}
-
-    def inode(self, path: bytes) -> int | None:
-        """The inode listed at `path` if a regular file (NOT_REGULAR, never an inode,
-        otherwise), else None."""
-        parent, _, name = path.rpartition(b"/")
-        if parent != self.parent:
-            self.parent = parent
-            try:
-                self.names = self.cursor.inodes(parent)[2]
-            except OSError:
-                self.names = {}
-        return self.names.get(name.decode(FS_ENCODING, FS_ERRORS))
 
 
 def _trailer_count(fh) -> int | None:

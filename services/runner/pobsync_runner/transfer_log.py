@@ -23,11 +23,12 @@ import stat
 import subprocess
 import tempfile
 import threading
+from binascii import hexlify
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from pobsync_runner.manifest import _HEX, UNKNOWN, line_of
+from pobsync_runner.manifest import _HEX, UNKNOWN, escape_path
 from pobsync_runner.safe_read import DirCursor
 
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
@@ -196,25 +197,31 @@ def regular_stat(cursor: DirCursor, path: bytes) -> tuple[int, int, int] | None:
 
 
 FOLLOW_SECONDS = 0.25
+SORTED_BLOCK = 1 << 20
 
-# One spilled file, split: [raw path in hex, its inode from a stat() while rsync ran or
-# b"-", then its manifest line, or for b"-" its logged size and checksum].
-Followed = list[bytes]
+# A spilled record: the raw path in hex (which sorts as the raw path does), a tab, then
+# the file's manifest line from a stat() while rsync ran, or, where there is none, a
+# second tab and its logged size and checksum (a manifest line never starts with a tab).
+UNSTATED = b"\t\t"
 
 
 class LogFollower:
     """Reads one rsync's log as it grows (a thread, every FOLLOW_SECONDS) and stat()s
-    each logged file once the next item is logged: rsync's receiver logs a file before
-    it is whole in place, and the next file only after that. Each file's record (its
-    manifest line from that stat(), or the logged size and checksum where there is
-    none) goes to an unnamed spill file beside the log, not to memory, so a full backup
-    of any size costs the same few MB here; records() gives them back in path order
-    (sorted by `sort`, which spills to disk in turn), for a manifest to use where it
-    can show they still hold (manifest_build._followed checks each stat()ed inode
-    against the directory's listing).
+    each logged file once the next file is logged. rsync's receiver (receiver.c,
+    recv_files) logs a file, then finishes it (in place, its mtime and attributes
+    set), and only then receives the next; it never touches a finished file
+    again in a run, except to receive it once more after a failed whole-file check,
+    which logs it a second time (and a hard link between new files, -H, is an item the
+    follower refuses). So a stat() made once the next file is logged is the file's
+    final one, and its manifest line is made there and then. The last file logged, or
+    one not there as logged, gets its logged size and checksum instead, and the
+    manifest stat()s it after rsync (manifest_build._followed).
 
-    For a full backup, whose log holds every file: the stat()s then overlap rsync's own
-    work (docs/performance.md). A log it cannot vouch for (a damaged line, a hard link
+    Each record goes to an unnamed spill file beside the log, not to memory, so a full
+    backup of any size costs the same few MB here; sorted_blocks() gives them back in
+    path order (sorted by `sort`, which spills to disk in turn). For a full backup,
+    whose log holds every file: the stat()s then overlap rsync's own work
+    (docs/performance.md). A log it cannot vouch for (a damaged line, a hard link
     between new files) ends it: followed() is then None and the manifest is built after
     rsync, by the walk."""
 
@@ -227,6 +234,7 @@ class LogFollower:
         self._fd: int | None = None
         self._pending = b""
         self._unstated: list[tuple[bytes, int, bytes]] = []
+        self._plain_names = True  # no name in _unstated needs escaping in a manifest
         self._spill: IO[bytes] | None = None
         self._cursor: DirCursor | None = None
         self._done = threading.Event()
@@ -260,12 +268,10 @@ class LogFollower:
         self.finish()
         return None if self.failed else self
 
-    def records(self) -> Iterator[Followed]:
-        """Every logged regular file as Followed, in raw path order (the hex keys sort
-        as the raw paths do): its manifest line where it was stat()ed while rsync ran,
-        with the inode for the caller to check that the name still holds it, else its
-        logged size and checksum. A path logged twice comes twice, one after the other.
-        Once: the spill goes with it."""
+    def sorted_blocks(self) -> Iterator[bytes]:
+        """Every logged regular file's record, in raw path order, in blocks of whole
+        records. A path logged twice comes twice, one after the other. Once: the spill
+        goes with it."""
         spill, self._spill = self._spill, None
         if spill is None:
             return
@@ -278,8 +284,15 @@ class LogFollower:
                 stdout=subprocess.PIPE,
                 env={**os.environ, "LC_ALL": "C"},
             ) as proc:
-                for record in proc.stdout or ():
-                    yield record.split(b"\t", 2)
+                pending = b""
+                while chunk := proc.stdout.read(SORTED_BLOCK):  # type: ignore[union-attr]
+                    block = pending + chunk
+                    cut = block.rfind(b"\n") + 1
+                    pending = block[cut:]
+                    if cut:
+                        yield block[:cut]
+                if pending:
+                    yield pending
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args)
 
@@ -323,6 +336,8 @@ class LogFollower:
                 # The last logged file may not be in place yet; every earlier one is.
                 self._spill_out(self._unstated[:-1], stat_them=True)
                 self._unstated = self._unstated[-1:]
+                held = self._unstated[0][0]
+                self._plain_names = escape_path(held) == held
         if final and self._pending:
             self._parse(self._pending)
             self._pending = b""
@@ -341,27 +356,56 @@ class LogFollower:
             return
         self.algorithm = self.algorithm or named
         self._unstated += found
+        # rsync's log prints a name's control characters but the tab as `\#ooo`
+        # escapes: with neither a backslash, a tab nor a return in the block, each name
+        # is the raw path, and a manifest line holds it as it is (manifest.escape_path).
+        self._plain_names &= not (b"\\" in block or b"\t" in block or b"\r" in block)
         self.files += len(found)
 
     def _spill_out(self, files: list[tuple[bytes, int, bytes]], *, stat_them: bool) -> None:
+        """Spill `files`' records: each one's manifest line from a stat() now
+        (`stat_them`: each is finished), else its logged size and checksum. The loop is
+        the follower's work per file: one stat() through the directory's descriptor
+        (a name's directory is looked up when it changes, as the log goes a directory
+        at a time), one line."""
         if self.failed or not files:
             return
         if self._spill is None:
             self._spill = tempfile.TemporaryFile(
                 prefix=".pobsync-follow.", dir=self.log_path.parent
             )
-        if stat_them and self._cursor is None:
+        plain = self._plain_names
+        lines = []
+        if not stat_them:
+            for path, size, checksum in files:
+                lines.append(b"%s%s%d\t%s\n" % (hexlify(path), UNSTATED, size, checksum))
+            self._spill.write(b"".join(lines))
+            return
+        if self._cursor is None:
             self._cursor = DirCursor(self.root)
-        cursor, lines, stated = self._cursor if stat_them else None, [], 0
+        cursor, at, fd, stated = self._cursor, None, None, 0
         for path, size, checksum in files:
-            seen = regular_stat(cursor, path) if cursor is not None else None
-            if seen is None or seen[0] != size:
+            parent, _, name = path.rpartition(b"/")
+            if parent != at:
+                at = parent
+                try:
+                    fd = cursor.directory(parent)
+                except OSError:
+                    fd = None
+            try:
+                st = None if fd is None else os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                st = None
+            if st is None or st.st_size != size or not stat.S_ISREG(st.st_mode):
                 # Not in place, or not as logged: the manifest stat()s it.
-                lines.append(b"%s\t-\t%d\t%s\n" % (path.hex().encode(), size, checksum))
-            else:
-                line = line_of(checksum, size, seen[1], seen[2], path)
-                lines.append(b"%s\t%d\t%s" % (path.hex().encode(), seen[2], line))
-                stated += 1
+                lines.append(b"%s%s%d\t%s\n" % (hexlify(path), UNSTATED, size, checksum))
+                continue
+            lines.append(
+                b"%s\t%s\t%d\t%d\t%d\t%s\n"
+                % (hexlify(path), checksum, size, st.st_mtime_ns, st.st_ino,
+                   path if plain else escape_path(path))
+            )  # fmt: skip
+            stated += 1
         self.stated += stated
         self._spill.write(b"".join(lines))
 
