@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -471,45 +470,34 @@ class _BaseLines:
             self.pos += len(chunk)
 
 
-_KEY = re.compile(rb"^([0-9a-f]*)\t", re.MULTILINE)
-
-
 def _followed(staging: Path, algorithm: str, follower: LogFollower, regular_files: int) -> bool:
     """A full backup's manifest from what its follower spilled, in path order
     (LogFollower.sorted_blocks()). A line made at the file's stat() while rsync ran is
-    that file's final line (LogFollower says why); a block of such records becomes
-    manifest lines by dropping their keys, in one pass of a regular expression: no work
-    per file here, after rsync. A file the follower could not stat() is stat()ed now.
-    False (nothing written) when a path comes twice (logged twice: rsync's log escaping
-    is ambiguous, or a file received again), a file is not there as a regular file, or
-    the count is not rsync's."""
-    last = b""  # the key (raw path in hex) of the last record
+    that file's final line (LogFollower says why), so a block of them is written as it
+    comes: no work per file here, after rsync. A file the follower could not stat() is
+    stat()ed now. False (nothing written) when a path was logged twice (rsync's log
+    escaping is ambiguous, or a file was received again: fewer lines than files
+    logged), a file is not there as a regular file, or the count is not rsync's."""
     with closing(DirCursor(staging)) as cursor:
         writer = ManifestWriter(staging, algorithm)
         try:
             for block in follower.sorted_blocks():
-                keys = _KEY.findall(block)
-                # `sort` put them in order: a path twice is two equal keys in a row.
-                if keys[0] == last or len(set(keys)) != len(keys):
-                    writer.abort()
-                    return False
-                last = keys[-1]
-                if UNSTATED not in block:
-                    writer.write_block(_KEY.sub(b"", block), None)
+                if not block.startswith(UNSTATED) and b"\n" + UNSTATED not in block:
+                    writer.write_block(block, None)
                     continue
                 lines = []
-                for record in block.splitlines(keepends=True):
-                    key, _, rest = record.partition(b"\t")
-                    if rest.startswith(b"\t"):  # not stat()ed: its logged size and checksum
-                        size, checksum = rest[1:].split(b"\t")
-                        path = bytes.fromhex(key.decode())
-                        line = _line_now(cursor, path, (int(size), checksum.rstrip()))
+                for line in block.splitlines(keepends=True):
+                    if line.startswith(UNSTATED):  # its logged size and checksum
+                        size, checksum, escaped = line[len(UNSTATED) : -1].split(b"\t")
+                        line = _line_now(cursor, unescape_path(escaped), (int(size), checksum))
                         if line is None:
                             writer.abort()
                             return False
-                        rest = line
-                    lines.append(rest)
+                    lines.append(line)
                 writer.write_block(b"".join(lines), None)
+            if writer.count != follower.files:
+                writer.abort()
+                return False
             return _committed(writer, regular_files)
         except BaseException:
             writer.abort()

@@ -200,9 +200,10 @@ FOLLOW_SECONDS = 0.25
 SORTED_BLOCK = 1 << 20
 
 # A spilled record: the raw path in hex (which sorts as the raw path does), a tab, then
-# the file's manifest line from a stat() while rsync ran, or, where there is none, a
-# second tab and its logged size and checksum (a manifest line never starts with a tab).
-UNSTATED = b"\t\t"
+# the file's manifest line from a stat() while rsync ran, or, where there is none, a tab
+# (a manifest line never starts with one), its logged size and checksum, and its path
+# as a manifest line holds it. sorted_blocks() gives them without the key.
+UNSTATED = b"\t"
 
 
 class LogFollower:
@@ -269,32 +270,39 @@ class LogFollower:
         return None if self.failed else self
 
     def sorted_blocks(self) -> Iterator[bytes]:
-        """Every logged regular file's record, in raw path order, in blocks of whole
-        records. A path logged twice comes twice, one after the other. Once: the spill
-        goes with it."""
+        """The records in raw path order without their keys, in blocks of whole lines:
+        the manifest's lines, but where a line starts with UNSTATED. A path logged more
+        than once comes once (so `files` says more than there are lines). Once: the
+        spill goes with it. `sort` orders them on the key alone (spilling to disk past
+        32 MB) and `cut` drops the key, so no Python runs per record."""
         spill, self._spill = self._spill, None
         if spill is None:
             return
+        env = {**os.environ, "LC_ALL": "C"}
         with spill:
             spill.flush()
             spill.seek(0)
-            with subprocess.Popen(
-                ["sort", "-S", "32M", "-T", str(self.log_path.parent)],
-                stdin=spill,
-                stdout=subprocess.PIPE,
-                env={**os.environ, "LC_ALL": "C"},
-            ) as proc:
+            sort_argv = ["sort", "-u", "-t", "\t", "-k1,1", "-S", "32M"]
+            sort_argv += ["-T", str(self.log_path.parent)]
+            with (
+                subprocess.Popen(sort_argv, stdin=spill, stdout=subprocess.PIPE, env=env) as keyed,
+                subprocess.Popen(
+                    ["cut", "-f2-"], stdin=keyed.stdout, stdout=subprocess.PIPE, env=env
+                ) as cut,
+            ):
+                keyed.stdout.close()  # type: ignore[union-attr]  (cut's now)
                 pending = b""
-                while chunk := proc.stdout.read(SORTED_BLOCK):  # type: ignore[union-attr]
+                while chunk := cut.stdout.read(SORTED_BLOCK):  # type: ignore[union-attr]
                     block = pending + chunk
-                    cut = block.rfind(b"\n") + 1
-                    pending = block[cut:]
-                    if cut:
-                        yield block[:cut]
+                    at = block.rfind(b"\n") + 1
+                    pending = block[at:]
+                    if at:
+                        yield block[:at]
                 if pending:
                     yield pending
-            if proc.returncode:
-                raise subprocess.CalledProcessError(proc.returncode, proc.args)
+            for proc in (keyed, cut):
+                if proc.returncode:
+                    raise subprocess.CalledProcessError(proc.returncode, proc.args)
 
     def discard(self) -> None:
         """Drop the spill (a run whose manifest is not written from it)."""
@@ -378,7 +386,7 @@ class LogFollower:
         lines = []
         if not stat_them:
             for path, size, checksum in files:
-                lines.append(b"%s%s%d\t%s\n" % (hexlify(path), UNSTATED, size, checksum))
+                lines.append(_unstated_record(path, size, checksum))
             self._spill.write(b"".join(lines))
             return
         if self._cursor is None:
@@ -398,7 +406,7 @@ class LogFollower:
                 st = None
             if st is None or st.st_size != size or not stat.S_ISREG(st.st_mode):
                 # Not in place, or not as logged: the manifest stat()s it.
-                lines.append(b"%s%s%d\t%s\n" % (hexlify(path), UNSTATED, size, checksum))
+                lines.append(_unstated_record(path, size, checksum))
                 continue
             lines.append(
                 b"%s\t%s\t%d\t%d\t%d\t%s\n"
@@ -416,3 +424,7 @@ class LogFollower:
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
+
+
+def _unstated_record(path: bytes, size: int, checksum: bytes) -> bytes:
+    return b"%s\t%s%d\t%s\t%s\n" % (hexlify(path), UNSTATED, size, checksum, escape_path(path))
