@@ -1,6 +1,7 @@
 """Benchmark: what a full backup's manifest costs, piece by piece (issues 13 and 16).
 
     .venv/bin/python bench/full_manifest.py [--files N --rounds K --depth D --workdir DIR]
+                                            [--only NAME,...]
 
 Workload: bench/backup.py's generated tree (default 100,000 files of 4 KiB) at depth D
 of the remote's file system, served by a real sshd on 127.0.0.1, backed up in full into
@@ -59,6 +60,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--workdir", default="/dev/shm")
+    ap.add_argument(
+        "--only",
+        help="comma-separated contenders to run (plain always runs): e.g. plain+log",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the tree goes at the top of the file system")
@@ -71,6 +76,11 @@ def main() -> int:
         generate(src, args.files)
         b.any_host = b.host("plain", src)
         names = ["plain", "plain+log", *CONTENDERS]
+        if args.only:
+            unknown = set(args.only.split(",")) - set(names)
+            if unknown:
+                raise SystemExit(f"--only: no such contender: {', '.join(sorted(unknown))}")
+            names = ["plain", *[n for n in names[1:] if n in args.only.split(",")]]
         log_args = transfer_log_args(b.plain_root / "unused", on_stdout=True)
         times: dict[str, list[float]] = {name: [] for name in names}
         seq = iter(range(1_000_000))
