@@ -1,13 +1,16 @@
 """Benchmark: what a full backup's manifest costs, piece by piece (issues 13 and 16).
 
     .venv/bin/python bench/full_manifest.py [--files N --rounds K --depth D --workdir DIR]
-                                            [--only NAME,...]
+                                            [--only NAME,...] [--megabytes M]
 
 Workload: bench/backup.py's generated tree (default 100,000 files of 4 KiB) at depth D
 of the remote's file system, served by a real sshd on 127.0.0.1, backed up in full into
 --workdir (default /dev/shm: no disk in the way, so what is left is CPU, which is what
-the manifest costs). Contenders, interleaved (the order alternates each round), each
-snapshot deleted after its round, medians of --rounds:
+the manifest costs). With --megabytes, bench/verify.py's tree instead (sizes spread
+over --files files, --megabytes in all), and each step is timed until its writes are on
+disk, as bench/verify.py times its backups (run it with a --workdir on a disk). Contenders,
+interleaved (the order alternates each round), each snapshot deleted after its round,
+medians of --rounds:
 
 - plain: `rsync -a --numeric-ids host:SRC/ DEST/` (bench/backup.py's baseline);
 - plain+log: the same with the transfer log's line per file on rsync's stdout
@@ -41,7 +44,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(REPO)] + [p for p in sys.path if p not in ("", str(REPO / "bench"))]
 
-from bench._site import pair_ratio, run_in_site, timed  # noqa: E402
+from bench._site import generate_tree, pair_ratio, run_in_site, timed  # noqa: E402
 from bench.backup import Bench, generate  # noqa: E402
 from bench.verify import manifest_off  # noqa: E402
 from pobsync_runner.transfer_log import transfer_log_args  # noqa: E402
@@ -61,6 +64,12 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=1)
     ap.add_argument("--workdir", default="/dev/shm")
     ap.add_argument(
+        "--megabytes",
+        type=int,
+        help="bench/verify.py's tree instead: --files files of this many MB in all "
+        "(sizes spread as there); each step is then timed until its writes are on disk",
+    )
+    ap.add_argument(
         "--only",
         help="comma-separated contenders to run (plain always runs): e.g. plain+log",
     )
@@ -73,7 +82,11 @@ def main() -> int:
     def body(work: Path, server) -> int:
         b = Bench(args, work, server)
         src.mkdir(parents=True)
-        generate(src, args.files)
+        if args.megabytes:
+            generate_tree(src, args.files, args.megabytes)
+        else:
+            generate(src, args.files)
+        to_disk = bool(args.megabytes)
         b.any_host = b.host("plain", src)
         names = ["plain", "plain+log", *CONTENDERS]
         if args.only:
@@ -92,19 +105,22 @@ def main() -> int:
                     with open(log, "wb") as out:
                         extra = log_args if name == "plain+log" else ()
                         run = functools.partial(b.plain, src, dest, None, extra, out)
-                        times[name].append(timed(run))
+                        times[name].append(timed(run, to_disk=to_disk))
                     shutil.rmtree(dest)
                     log.unlink()
                     continue
                 host = b.host(f"{name}-{next(seq)}", src)
                 b.prepare_job(host)
                 with CONTENDERS[name]():
-                    times[name].append(timed(lambda h=host, key=(name,): b.runner_job(h, key)))
+                    job = functools.partial(b.runner_job, host, (name,))
+                    times[name].append(timed(job, to_disk=to_disk))
                 shutil.rmtree(b.root / host.name)
             print(f"  round {k + 1}/{args.rounds} done", flush=True)
+        tree = f"{args.megabytes} MB in all," if args.megabytes else "4 KiB each,"
         print(
-            f"\n{args.files:,} files of 4 KiB at depth {args.depth}, full backups into "
+            f"\n{args.files:,} files ({tree} depth {args.depth}), full backups into "
             f"{args.workdir}, {args.rounds} interleaved rounds"
+            + (", each timed until its writes are on disk" if to_disk else "")
         )
         print(f"  {'contender':10} {'median':>8} {'ratio to plain':>15} {'runner CPU':>12}")
         for name in names:
