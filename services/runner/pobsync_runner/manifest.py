@@ -132,9 +132,12 @@ class Entry(NamedTuple):
         return line_of(self.checksum.encode(), self.size, self.mtime_ns, self.inode, self.path)
 
 
+LINE = b"%s\t%d\t%d\t%d\t%s\n"  # checksum, size, mtime_ns, inode, escape_path(path)
+
+
 def line_of(checksum: bytes, size: int, mtime_ns: int, inode: int, path: bytes) -> bytes:
     """One manifest line (Entry.line without building an Entry)."""
-    return b"%s\t%d\t%d\t%d\t%s\n" % (checksum, size, mtime_ns, inode, escape_path(path))
+    return LINE % (checksum, size, mtime_ns, inode, escape_path(path))
 
 
 class ManifestError(Exception):

@@ -24,11 +24,11 @@ import subprocess
 import tempfile
 import threading
 from binascii import hexlify
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from pobsync_runner.manifest import _HEX, UNKNOWN, escape_path
+from pobsync_runner.manifest import _HEX, LINE, UNKNOWN, escape_path
 from pobsync_runner.safe_read import DirCursor
 
 LOG_FORMAT = "@pobsync|%i|%l|%C|%n"
@@ -98,20 +98,25 @@ def _block_algorithm(block: bytes) -> str | None:
     return None
 
 
+def line_blocks(read: Callable[[int], bytes], size: int) -> Iterator[bytes]:
+    """What `read(size)` gives until it gives nothing, in blocks of whole lines (the
+    last one as it ends)."""
+    pending = b""
+    while chunk := read(size):
+        block = pending + chunk
+        at = block.rfind(b"\n") + 1
+        pending = block[at:]
+        if at:
+            yield block[:at]
+    if pending:
+        yield pending
+
+
 def log_blocks(log_path: Path) -> Iterator[tuple[str | None, list[tuple[bytes, ...]], bool]]:
     """The whole log, parse_block() by parse_block(), in blocks of whole lines."""
     with open(log_path, "rb") as src:
-        pending = b""
-        while True:
-            chunk = src.read(LOG_BLOCK)
-            block = pending + chunk
-            if chunk:
-                cut = block.rfind(b"\n") + 1
-                block, pending = block[:cut], block[cut:]
-            if block:
-                yield parse_block(block)
-            if not chunk:
-                return
+        for block in line_blocks(src.read, LOG_BLOCK):
+            yield parse_block(block)
 
 
 def received_files(block: bytes) -> list[tuple[bytes, int, bytes]] | None:
@@ -204,6 +209,7 @@ SORTED_BLOCK = 1 << 20
 # (a manifest line never starts with one), its logged size and checksum, and its path
 # as a manifest line holds it. sorted_blocks() gives them without the key.
 UNSTATED = b"\t"
+_STATED = b"%s\t" + LINE  # manifest.line_of's line, the name escaped only where it must be
 
 
 class LogFollower:
@@ -291,15 +297,7 @@ class LogFollower:
                 ) as cut,
             ):
                 keyed.stdout.close()  # type: ignore[union-attr]  (cut's now)
-                pending = b""
-                while chunk := cut.stdout.read(SORTED_BLOCK):  # type: ignore[union-attr]
-                    block = pending + chunk
-                    at = block.rfind(b"\n") + 1
-                    pending = block[at:]
-                    if at:
-                        yield block[:at]
-                if pending:
-                    yield pending
+                yield from line_blocks(cut.stdout.read, SORTED_BLOCK)  # type: ignore[union-attr]
             for proc in (keyed, cut):
                 if proc.returncode:
                     raise subprocess.CalledProcessError(proc.returncode, proc.args)
@@ -374,44 +372,25 @@ class LogFollower:
         """Spill `files`' records: each one's manifest line from a stat() now
         (`stat_them`: each is finished), else its logged size and checksum. The loop is
         the follower's work per file: one stat() through the directory's descriptor
-        (a name's directory is looked up when it changes, as the log goes a directory
-        at a time), one line."""
+        (DirCursor keeps it open while the log stays in one directory), one line."""
         if self.failed or not files:
             return
         if self._spill is None:
             self._spill = tempfile.TemporaryFile(
                 prefix=".pobsync-follow.", dir=self.log_path.parent
             )
-        plain = self._plain_names
-        lines = []
-        if not stat_them:
-            for path, size, checksum in files:
-                lines.append(_unstated_record(path, size, checksum))
-            self._spill.write(b"".join(lines))
-            return
-        if self._cursor is None:
+        if stat_them and self._cursor is None:
             self._cursor = DirCursor(self.root)
-        cursor, at, fd, stated = self._cursor, None, None, 0
+        cursor, plain, lines, stated = self._cursor, self._plain_names, [], 0
         for path, size, checksum in files:
-            parent, _, name = path.rpartition(b"/")
-            if parent != at:
-                at = parent
-                try:
-                    fd = cursor.directory(parent)
-                except OSError:
-                    fd = None
-            try:
-                st = None if fd is None else os.stat(name, dir_fd=fd, follow_symlinks=False)
-            except OSError:
-                st = None
-            if st is None or st.st_size != size or not stat.S_ISREG(st.st_mode):
+            seen = regular_stat(cursor, path) if stat_them and cursor is not None else None
+            if seen is None or seen[0] != size:
                 # Not in place, or not as logged: the manifest stat()s it.
                 lines.append(_unstated_record(path, size, checksum))
                 continue
             lines.append(
-                b"%s\t%s\t%d\t%d\t%d\t%s\n"
-                % (hexlify(path), checksum, size, st.st_mtime_ns, st.st_ino,
-                   path if plain else escape_path(path))
+                _STATED % (hexlify(path), checksum, size, seen[1], seen[2],
+                           path if plain else escape_path(path))
             )  # fmt: skip
             stated += 1
         self.stated += stated
