@@ -37,6 +37,8 @@ def run_in_site(
     prefix: str, workdir: str | None, body: Callable[[Path, Any], int], **env: str
 ) -> int:
     """Call body(work, sshd) inside a fresh site; the work directory is removed after."""
+    if workdir is not None and not Path(workdir).is_dir():
+        raise SystemExit(f"--workdir {workdir}: no such directory")
     work = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
     home = work / "home"
     home.mkdir()
